@@ -1,0 +1,513 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// MessageType is the type of a data message.
+type MessageType int
+
+const (
+	TextMessage   MessageType = 1
+	BinaryMessage MessageType = 2
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case TextMessage:
+		return "text"
+	case BinaryMessage:
+		return "binary"
+	}
+	return fmt.Sprintf("MessageType(%d)", int(t))
+}
+
+// codec is what a dialect's framing provides to Conn. Reading methods are
+// called with Conn.rmu held, writing methods with Conn.wmu held.
+type codec interface {
+	// next reads up to the start of the next data message, answering the
+	// control frames before it, and returns its type.
+	next() (MessageType, error)
+	// read reads from the current message; io.EOF at its end.
+	read(p []byte) (int, error)
+	// inMessage reports whether a message has been started and not read to its end.
+	inMessage() bool
+	// writeData writes p as part of a message of type typ: first and fin
+	// say whether p starts and ends it.
+	writeData(typ MessageType, p []byte, first, fin bool) error
+	// writeClose writes the dialect's close (nothing for hixie-75).
+	writeClose(code StatusCode, reason string) error
+	// writeControl writes an RFC 6455 ping or pong.
+	writeControl(op opcode, payload []byte) error
+}
+
+// Conn is one WebSocket connection, whatever its dialect.
+//
+// One goroutine may read at a time (ReadMessage, NextReader and the reader it
+// returns). Any number of goroutines may write at once: each message goes out
+// whole, in the order the writers got to it.
+type Conn struct {
+	netConn      net.Conn
+	br           *bufio.Reader
+	bw           *bufio.Writer
+	codec        codec
+	dialect      Dialect
+	subprotocol  string
+	req          *http.Request
+	closeTimeout time.Duration
+	ctx          context.Context
+	cancel       context.CancelFunc
+
+	rmu        sync.Mutex // held while reading from br
+	readLimit  atomic.Int64
+	readGen    uint64 // counts messages, so a stale reader can be refused
+	readErr    error  // sticky: once reading failed, it stays failed
+	readDone   chan struct{}
+	onPong     atomic.Pointer[func([]byte)]
+
+	msgMu     sync.Mutex // held for one whole data message
+	wmu       sync.Mutex // held for one frame
+	closeSent bool       // wmu
+	writeErr  error      // wmu; sticky
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, readLimit int64, closeTimeout time.Duration) *Conn {
+	c := &Conn{
+		netConn:      netConn,
+		br:           brw.Reader,
+		bw:           brw.Writer,
+		dialect:      hs.dialect,
+		subprotocol:  hs.protocol,
+		req:          req,
+		closeTimeout: closeTimeout,
+		readDone:     make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(req.Context())
+	c.readLimit.Store(readLimit)
+	if hs.dialect.hybi() {
+		c.codec = &hybiCodec{c: c}
+	} else {
+		c.codec = &hixieCodec{c: c}
+	}
+	return c
+}
+
+// Dialect is the protocol version the client spoke in its handshake.
+func (c *Conn) Dialect() Dialect { return c.dialect }
+
+// Subprotocol is the subprotocol agreed in the handshake, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Request is the client's handshake request.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// RemoteAddr is the client's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
+
+// LocalAddr is the server's network address of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
+
+// Context is done once the connection has closed: goroutines that serve it
+// (a ticker, a subscription) can stop on it.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// SetReadLimit sets the largest message, in bytes, that the peer may send;
+// a larger one fails the connection (close 1009). A negative limit means none.
+func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
+
+func (c *Conn) overLimit(n int64) bool {
+	limit := c.readLimit.Load()
+	return limit >= 0 && n > limit
+}
+
+// SetDeadline sets the read and write deadlines of the underlying connection.
+func (c *Conn) SetDeadline(t time.Time) error { return c.netConn.SetDeadline(t) }
+
+// SetReadDeadline sets the deadline for reads; a read that times out leaves
+// the connection unusable for reading, as its framing state is lost.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for writes.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.netConn.SetWriteDeadline(t) }
+
+// SetPongHandler sets a function called with the payload of each pong the
+// peer sends (RFC 6455 dialects), on the reading goroutine. The payload is
+// only valid during the call.
+func (c *Conn) SetPongHandler(f func(payload []byte)) {
+	if f == nil {
+		c.onPong.Store(nil)
+		return
+	}
+	c.onPong.Store(&f)
+}
+
+// ReadMessage reads the next whole data message.
+func (c *Conn) ReadMessage() (MessageType, []byte, error) {
+	typ, r, err := c.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, b, nil
+}
+
+// NextReader waits for the next data message and returns its type and a
+// reader of its payload, which is valid until NextReader is called again.
+// What remains unread of the previous message is discarded.
+func (c *Conn) NextReader() (MessageType, io.Reader, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	typ, err := c.nextLocked()
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, &messageReader{c: c, gen: c.readGen}, nil
+}
+
+// nextLocked discards what is left of the current message and reads up to
+// the start of the next one (rmu held).
+func (c *Conn) nextLocked() (MessageType, error) {
+	if c.readErr != nil {
+		return 0, c.readErr
+	}
+	if c.codec.inMessage() {
+		if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
+			return 0, c.setReadErr(err)
+		}
+	}
+	typ, err := c.codec.next()
+	if err != nil {
+		return 0, c.setReadErr(err)
+	}
+	c.readGen++
+	return typ, nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+type messageReader struct {
+	c   *Conn
+	gen uint64
+}
+
+var errStaleReader = errors.New("websocket: read from a message reader after the next message was started")
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.readGen != r.gen {
+		return 0, errStaleReader
+	}
+	if c.readErr != nil {
+		return 0, c.readErr
+	}
+	n, err := c.codec.read(p)
+	if err != nil && err != io.EOF {
+		err = c.setReadErr(err)
+	}
+	return n, err
+}
+
+// setReadErr records why reading ended (rmu held) and returns the error to
+// report: a connection the server closed reads as ErrClosed.
+func (c *Conn) setReadErr(err error) error {
+	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
+	}
+	var ce *CloseError
+	var pe *ProtocolError
+	if !errors.As(err, &ce) && !errors.As(err, &pe) {
+		// The peer vanished or the network failed: nothing more can come.
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+			c.closeNow()
+		}
+	}
+	c.readErr = err
+	close(c.readDone)
+	return err
+}
+
+// fail fails the connection for a protocol violation: it sends the close
+// code (where the dialect has one), closes TCP and returns the error to report.
+func (c *Conn) fail(code StatusCode, reason string) error {
+	c.netConn.SetWriteDeadline(time.Now().Add(c.closeTimeout))
+	if len(reason) > maxControlPayload-2 {
+		reason = ""
+	}
+	c.writeClose(code, reason)
+	c.closeNow()
+	return &ProtocolError{Code: code, Reason: reason}
+}
+
+// WriteMessage writes a whole message as one frame.
+func (c *Conn) WriteMessage(typ MessageType, p []byte) error {
+	if err := c.checkType(typ); err != nil {
+		return err
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	return c.writeData(typ, p, true, true)
+}
+
+// WriteText writes s as a text message.
+func (c *Conn) WriteText(s string) error {
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	// The string's bytes are only read, never kept, so no copy is needed.
+	return c.writeData(TextMessage, unsafe.Slice(unsafe.StringData(s), len(s)), true, true)
+}
+
+func (c *Conn) checkType(typ MessageType) error {
+	switch {
+	case typ == BinaryMessage && !c.dialect.hybi():
+		return fmt.Errorf("websocket: %s cannot carry binary messages: %w", c.dialect, errors.ErrUnsupported)
+	case typ != TextMessage && typ != BinaryMessage:
+		return fmt.Errorf("websocket: %v is not a data message type", typ)
+	}
+	return nil
+}
+
+func (c *Conn) writeData(typ MessageType, p []byte, first, fin bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch {
+	case c.closeSent:
+		return ErrClosed
+	case c.writeErr != nil:
+		return c.writeErr
+	}
+	err := c.codec.writeData(typ, p, first, fin)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	return c.setWriteErr(err)
+}
+
+// setWriteErr keeps err (wmu held) if it leaves the stream broken.
+func (c *Conn) setWriteErr(err error) error {
+	if err == nil || errors.Is(err, errors.ErrUnsupported) || errors.Is(err, errInvalidHixieText) {
+		return err
+	}
+	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
+	}
+	c.writeErr = err
+	return err
+}
+
+// NextWriter returns a writer for one message of type typ; the message is
+// complete when the writer is closed. Until then other writers wait, but
+// control frames (pongs, a close) may still go out between its frames.
+func (c *Conn) NextWriter(typ MessageType) (io.WriteCloser, error) {
+	if err := c.checkType(typ); err != nil {
+		return nil, err
+	}
+	c.msgMu.Lock()
+	return &messageWriter{c: c, typ: typ, first: true, buf: writeBufs.Get().(*[]byte)}, nil
+}
+
+const writeBufSize = 4096
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
+type messageWriter struct {
+	c     *Conn
+	typ   MessageType
+	first bool
+	buf   *[]byte // nil once closed
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if w.buf == nil {
+		return 0, errWriterClosed
+	}
+	b := *w.buf
+	if len(b)+len(p) <= cap(b) {
+		*w.buf = append(b, p...)
+		return len(p), nil
+	}
+	if err := w.flush(false); err != nil {
+		return 0, err
+	}
+	if len(p) >= cap(b) {
+		// Large writes go out as frames of their own, without a copy.
+		if err := w.c.writeData(w.typ, p, w.first, false); err != nil {
+			return 0, err
+		}
+		w.first = false
+		return len(p), nil
+	}
+	*w.buf = append((*w.buf)[:0], p...)
+	return len(p), nil
+}
+
+func (w *messageWriter) flush(fin bool) error {
+	b := *w.buf
+	if len(b) == 0 && !fin {
+		return nil
+	}
+	err := w.c.writeData(w.typ, b, w.first, fin)
+	w.first = false
+	*w.buf = b[:0]
+	return err
+}
+
+var errWriterClosed = errors.New("websocket: write to a closed message writer")
+
+// Close sends what is buffered as the message's final frame.
+func (w *messageWriter) Close() error {
+	if w.buf == nil {
+		return errWriterClosed
+	}
+	err := w.flush(true)
+	writeBufs.Put(w.buf)
+	w.buf = nil
+	w.c.msgMu.Unlock()
+	return err
+}
+
+// Ping sends a ping with the given payload (at most 125 bytes). RFC 6455
+// dialects only; the pong is offered to the pong handler.
+func (c *Conn) Ping(payload []byte) error {
+	if !c.dialect.hybi() {
+		return fmt.Errorf("websocket: %s has no ping: %w", c.dialect, errors.ErrUnsupported)
+	}
+	if len(payload) > maxControlPayload {
+		return fmt.Errorf("websocket: ping payload of %d bytes exceeds %d", len(payload), maxControlPayload)
+	}
+	return c.writeControl(opPing, payload)
+}
+
+func (c *Conn) writeControl(op opcode, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch {
+	case c.closeSent:
+		return ErrClosed
+	case c.writeErr != nil:
+		return c.writeErr
+	}
+	err := c.codec.writeControl(op, payload)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	return c.setWriteErr(err)
+}
+
+// writeClose sends the close once; later calls return ErrClosed.
+func (c *Conn) writeClose(code StatusCode, reason string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return ErrClosed
+	}
+	c.closeSent = true
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	err := c.codec.writeClose(code, reason)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	return c.setWriteErr(err)
+}
+
+// Close performs the closing handshake: it sends a close with code and
+// reason, waits (up to the handler's CloseTimeout) for the peer's close, and
+// closes the TCP connection. A reader blocked in ReadMessage gets the
+// peer's answer as a *CloseError.
+//
+// The hixie dialects carry no code or reason: Close closes them with their
+// own handshake and reports an error wrapping errors.ErrUnsupported unless
+// code is StatusNormalClosure and reason is empty.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if c.dialect.hybi() {
+		if !code.sendable() {
+			return fmt.Errorf("websocket: close code %d may not be sent", int(code))
+		}
+		if len(reason) > maxControlPayload-2 {
+			return fmt.Errorf("websocket: close reason of %d bytes exceeds %d", len(reason), maxControlPayload-2)
+		}
+		if !utf8.ValidString(reason) {
+			return errors.New("websocket: close reason is not valid UTF-8")
+		}
+		return c.closeHandshake(code, reason)
+	}
+	err := c.closeHandshake(code, reason)
+	if err == nil && (code != StatusNormalClosure || reason != "") {
+		err = fmt.Errorf("websocket: %s carries no close code or reason (the connection is closed): %w", c.dialect, errors.ErrUnsupported)
+	}
+	return err
+}
+
+// CloseNow closes the TCP connection at once, without a closing handshake.
+func (c *Conn) CloseNow() error { return c.closeNow() }
+
+func (c *Conn) closeHandshake(code StatusCode, reason string) error {
+	if c.closed.Load() {
+		return nil
+	}
+	err := c.writeClose(code, reason)
+	if errors.Is(err, ErrClosed) {
+		err = nil // a close was already sent: wait for the answer all the same
+	}
+	if c.dialect != Hixie75 && err == nil {
+		c.awaitPeerClose()
+	}
+	if cerr := c.closeNow(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// awaitPeerClose waits until the peer's close (or any end of reading)
+// arrives, up to closeTimeout. With no goroutine reading, it reads itself,
+// discarding data.
+func (c *Conn) awaitPeerClose() {
+	deadline := time.Now().Add(c.closeTimeout)
+	if c.rmu.TryLock() {
+		defer c.rmu.Unlock()
+		c.netConn.SetReadDeadline(deadline)
+		for {
+			if _, err := c.nextLocked(); err != nil {
+				return
+			}
+		}
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+}
+
+func (c *Conn) closeNow() error {
+	err := ErrClosed
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err = c.netConn.Close()
+		c.cancel()
+	})
+	return err
+}

@@ -1,0 +1,44 @@
+package websocket
+
+// Events serves a connection through callbacks, for those who prefer the
+// event model of the classic C# WebSocketServer (NewConnection,
+// DataReceived, Disconnected) to a read loop:
+//
+//	ws := &websocket.Handler{Serve: websocket.Events{
+//		OnOpen:    func(c *websocket.Conn) { c.WriteText("Hello new client!") },
+//		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) { c.WriteMessage(typ, msg) },
+//	}.Serve}
+//
+// Every callback runs on the connection's goroutine; each may be nil.
+type Events struct {
+	// OnOpen is called once the handshake is complete.
+	OnOpen func(c *Conn)
+	// OnMessage is called with each message; msg belongs to the callee.
+	OnMessage func(c *Conn, typ MessageType, msg []byte)
+	// OnClose is called once reading has ended: err is a *CloseError when
+	// the peer closed, io.EOF when it dropped the connection, and otherwise
+	// says what failed.
+	OnClose func(c *Conn, err error)
+}
+
+// Serve runs the callbacks for c until the connection ends. Use it as
+// Handler.Serve.
+func (e Events) Serve(c *Conn) {
+	if e.OnOpen != nil {
+		e.OnOpen(c)
+	}
+	var err error
+	for {
+		var typ MessageType
+		var msg []byte
+		if typ, msg, err = c.ReadMessage(); err != nil {
+			break
+		}
+		if e.OnMessage != nil {
+			e.OnMessage(c, typ, msg)
+		}
+	}
+	if e.OnClose != nil {
+		e.OnClose(c, err)
+	}
+}

@@ -1,0 +1,336 @@
+package websocket
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"unicode/utf8"
+)
+
+// opcode is an RFC 6455 frame opcode (section 5.2).
+type opcode byte
+
+const (
+	opContinuation opcode = 0x0
+	opText         opcode = 0x1
+	opBinary       opcode = 0x2
+	opClose        opcode = 0x8
+	opPing         opcode = 0x9
+	opPong         opcode = 0xA
+)
+
+func (op opcode) isControl() bool { return op&0x8 != 0 }
+
+// maxControlPayload is the largest payload of a control frame (section 5.5).
+const maxControlPayload = 125
+
+// frameHeader is a decoded RFC 6455 frame header.
+type frameHeader struct {
+	fin    bool
+	rsv    byte // RSV1-3 in the low three bits
+	op     opcode
+	masked bool
+	length int64
+	mask   [4]byte
+}
+
+// readFrameHeader decodes one frame header from br. It rejects what no
+// extension could make valid here; what depends on the connection's state
+// (masking, reserved bits, opcode sequencing) is checked by the caller.
+func readFrameHeader(br *bufio.Reader) (frameHeader, error) {
+	var h frameHeader
+	b, err := br.Peek(2)
+	if err != nil {
+		return h, err
+	}
+	h.fin = b[0]&0x80 != 0
+	h.rsv = b[0] >> 4 & 0x7
+	h.op = opcode(b[0] & 0xF)
+	h.masked = b[1]&0x80 != 0
+	n := 2
+	switch l := b[1] & 0x7F; l {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	default:
+		h.length = int64(l)
+	}
+	if h.masked {
+		n += 4
+	}
+	b, err = br.Peek(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, err
+	}
+	switch b[1] & 0x7F {
+	case 126:
+		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
+		l := binary.BigEndian.Uint64(b[2:])
+		if l > math.MaxInt64 {
+			br.Discard(n)
+			return h, &ProtocolError{StatusProtocolError, "frame length has the most significant bit set"}
+		}
+		h.length = int64(l)
+	}
+	if h.masked {
+		copy(h.mask[:], b[n-4:n])
+	}
+	br.Discard(n)
+	return h, nil
+}
+
+// maxHeaderSize is the largest header of a frame the server sends.
+const maxHeaderSize = 10
+
+// appendFrameHeader appends the header of an unmasked server frame.
+func appendFrameHeader(b []byte, fin bool, op opcode, rsv1 bool, length int) []byte {
+	b0 := byte(op)
+	if fin {
+		b0 |= 0x80
+	}
+	if rsv1 {
+		b0 |= 0x40
+	}
+	switch {
+	case length <= 125:
+		return append(b, b0, byte(length))
+	case length <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, b0, 126), uint16(length))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, b0, 127), uint64(length))
+	}
+}
+
+// maskBytes XORs b with the mask key, starting at position pos of the key,
+// and returns the position after b. The same call masks and unmasks.
+func maskBytes(key [4]byte, pos int, b []byte) int {
+	if len(b) >= 16 {
+		// Rotate the key to start at pos and work a word at a time.
+		k32 := binary.LittleEndian.Uint32(key[:])
+		k32 = bits.RotateLeft32(k32, -8*(pos&3))
+		k64 := uint64(k32) | uint64(k32)<<32
+		for len(b) >= 8 {
+			binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k64)
+			b = b[8:]
+		}
+	}
+	for i := range b {
+		b[i] ^= key[pos&3]
+		pos++
+	}
+	return pos & 3
+}
+
+// hybiCodec reads and writes RFC 6455 frames (also spoken by hybi-07/08).
+type hybiCodec struct {
+	c *Conn
+
+	// The message being read.
+	msgType   MessageType
+	started   bool  // a message is in progress
+	fin       bool  // the current frame is its last
+	remaining int64 // unread payload of the current frame
+	mask      [4]byte
+	maskPos   int
+	total     int64 // payload read so far, for the read limit
+	utf8      utf8Validator
+
+	ctrl [maxControlPayload]byte // control frame payloads (rmu)
+	hdr  [maxHeaderSize]byte     // header of the frame being written (wmu)
+}
+
+func (h *hybiCodec) inMessage() bool { return h.started }
+
+// readHeader reads a frame header and enforces the rules that do not depend
+// on the message in progress; control frames are handled here entirely.
+// It returns only data frame headers.
+func (h *hybiCodec) readHeader() (frameHeader, error) {
+	for {
+		hdr, err := readFrameHeader(h.c.br)
+		var pe *ProtocolError
+		switch {
+		case errors.As(err, &pe):
+			return hdr, h.c.fail(pe.Code, pe.Reason)
+		case err != nil:
+			return hdr, err
+		case hdr.rsv != 0:
+			return hdr, h.c.fail(StatusProtocolError, "reserved bits set with no extension negotiated")
+		case !hdr.masked:
+			return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
+		}
+		switch hdr.op {
+		case opContinuation, opText, opBinary:
+			return hdr, nil
+		case opClose, opPing, opPong:
+			if err := h.control(hdr); err != nil {
+				return hdr, err
+			}
+		default:
+			return hdr, h.c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op)))
+		}
+	}
+}
+
+// control reads and acts on a control frame.
+func (h *hybiCodec) control(hdr frameHeader) error {
+	switch {
+	case !hdr.fin:
+		return h.c.fail(StatusProtocolError, "fragmented control frame")
+	case hdr.length > maxControlPayload:
+		return h.c.fail(StatusProtocolError, "control frame payload over 125 bytes")
+	}
+	payload := h.ctrl[:hdr.length]
+	if _, err := io.ReadFull(h.c.br, payload); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	maskBytes(hdr.mask, 0, payload)
+	switch hdr.op {
+	case opPing:
+		if err := h.c.writeControl(opPong, payload); err != nil && !errors.Is(err, ErrClosed) {
+			return err
+		}
+	case opPong:
+		if f := h.c.onPong.Load(); f != nil {
+			(*f)(payload)
+		}
+	case opClose:
+		return h.peerClose(payload)
+	}
+	return nil
+}
+
+// peerClose answers the peer's close with the same code (unless a close was
+// sent already) and closes TCP: the server closes first.
+func (h *hybiCodec) peerClose(payload []byte) error {
+	ce := &CloseError{Code: StatusNoStatusRcvd}
+	switch {
+	case len(payload) == 1:
+		return h.c.fail(StatusProtocolError, "close frame with a 1-byte payload")
+	case len(payload) >= 2:
+		ce.Code = StatusCode(binary.BigEndian.Uint16(payload))
+		if !ce.Code.sendable() {
+			return h.c.fail(StatusProtocolError, fmt.Sprintf("close code %d may not be sent", int(ce.Code)))
+		}
+		if !utf8.Valid(payload[2:]) {
+			return h.c.fail(StatusInvalidPayload, "close reason is not valid UTF-8")
+		}
+		ce.Reason = string(payload[2:])
+	}
+	if ce.Code == StatusNoStatusRcvd {
+		h.c.writeClose(0, "")
+	} else {
+		h.c.writeClose(ce.Code, ce.Reason)
+	}
+	h.c.closeNow()
+	return ce
+}
+
+func (h *hybiCodec) next() (MessageType, error) {
+	hdr, err := h.readHeader()
+	if err != nil {
+		return 0, err
+	}
+	if hdr.op == opContinuation {
+		return 0, h.c.fail(StatusProtocolError, "continuation frame with no message started")
+	}
+	h.started = true
+	h.msgType = MessageType(hdr.op)
+	h.total = 0
+	h.utf8.reset()
+	if err := h.startFrame(hdr); err != nil {
+		return 0, err
+	}
+	return h.msgType, nil
+}
+
+func (h *hybiCodec) startFrame(hdr frameHeader) error {
+	if h.c.overLimit(h.total + hdr.length) {
+		return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.c.readLimit.Load()))
+	}
+	h.fin = hdr.fin
+	h.remaining = hdr.length
+	h.mask = hdr.mask
+	h.maskPos = 0
+	return nil
+}
+
+func (h *hybiCodec) read(p []byte) (int, error) {
+	if !h.started {
+		return 0, io.EOF
+	}
+	for h.remaining == 0 {
+		if h.fin {
+			h.started = false
+			if h.msgType == TextMessage && !h.utf8.complete() {
+				return 0, h.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
+			}
+			return 0, io.EOF
+		}
+		hdr, err := h.readHeader()
+		if err != nil {
+			return 0, err
+		}
+		if hdr.op != opContinuation {
+			return 0, h.c.fail(StatusProtocolError, "new data frame inside a fragmented message")
+		}
+		if err := h.startFrame(hdr); err != nil {
+			return 0, err
+		}
+	}
+	if int64(len(p)) > h.remaining {
+		p = p[:h.remaining]
+	}
+	n, err := h.c.br.Read(p)
+	h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
+	h.remaining -= int64(n)
+	h.total += int64(n)
+	if h.msgType == TextMessage && !h.utf8.write(p[:n]) {
+		return n, h.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (h *hybiCodec) writeFrame(op opcode, fin bool, p []byte) error {
+	bw := h.c.bw
+	bw.Write(appendFrameHeader(h.hdr[:0], fin, op, false, len(p)))
+	_, err := bw.Write(p)
+	return err
+}
+
+func (h *hybiCodec) writeData(typ MessageType, p []byte, first, fin bool) error {
+	op := opContinuation
+	if first {
+		op = opcode(typ)
+	}
+	return h.writeFrame(op, fin, p)
+}
+
+func (h *hybiCodec) writeControl(op opcode, payload []byte) error {
+	return h.writeFrame(op, true, payload)
+}
+
+// writeClose sends a close frame; code 0 sends one with no payload.
+func (h *hybiCodec) writeClose(code StatusCode, reason string) error {
+	if code == 0 {
+		return h.writeFrame(opClose, true, nil)
+	}
+	var b [maxControlPayload]byte
+	binary.BigEndian.PutUint16(b[:], uint16(code))
+	n := copy(b[2:], reason)
+	return h.writeFrame(opClose, true, b[:2+n])
+}

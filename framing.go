@@ -1,0 +1,175 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// hixieCodec reads and writes the framing of draft-hixie-75 and -76:
+// text frames 0x00 <UTF-8> 0xFF, length-prefixed frames (discarded) and, in
+// -76, the 0xFF 0x00 closing handshake.
+type hixieCodec struct {
+	c *Conn
+
+	inText bool  // inside a text frame being read
+	total  int64 // bytes of it read so far
+	utf8   utf8Validator
+
+	writing bool // a text frame is open on the wire (wmu)
+}
+
+var errInvalidHixieText = errors.New("websocket: hixie text may not contain byte 0xFF")
+
+func (x *hixieCodec) inMessage() bool { return x.inText }
+
+func (x *hixieCodec) next() (MessageType, error) {
+	br := x.c.br
+	for {
+		typ, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case typ == 0x00:
+			x.inText = true
+			x.total = 0
+			x.utf8.reset()
+			return TextMessage, nil
+		case typ&0x80 == 0:
+			// A sentinel-framed type other than text: WebKit skipped it.
+			if err := x.skipToSentinel(); err != nil {
+				return 0, err
+			}
+		default:
+			length, err := x.readLength()
+			if err != nil {
+				return 0, err
+			}
+			if typ == 0xFF && length == 0 && x.c.dialect == Hixie76 {
+				return 0, x.peerClose()
+			}
+			if _, err := br.Discard(int(length)); err != nil {
+				return 0, unexpected(err)
+			}
+		}
+	}
+}
+
+// readLength reads the 7-bit groups of a length-prefixed frame, refusing a
+// length over the read limit before any of the payload is read.
+func (x *hixieCodec) readLength() (int64, error) {
+	var length int64
+	for {
+		b, err := x.c.br.ReadByte()
+		if err != nil {
+			return 0, unexpected(err)
+		}
+		length = length<<7 | int64(b&0x7F)
+		if x.c.overLimit(length) || length > 1<<48 {
+			return 0, x.c.fail(StatusMessageTooBig, "length-prefixed frame exceeds the read limit")
+		}
+		if b&0x80 == 0 {
+			return length, nil
+		}
+	}
+}
+
+func (x *hixieCodec) skipToSentinel() error {
+	var n int64
+	for {
+		chunk, err := x.c.br.ReadSlice(0xFF)
+		n += int64(len(chunk))
+		if x.c.overLimit(n) {
+			return x.c.fail(StatusMessageTooBig, "frame exceeds the read limit")
+		}
+		if err == nil {
+			return nil
+		}
+		if err != bufio.ErrBufferFull {
+			return unexpected(err)
+		}
+	}
+}
+
+// peerClose answers the peer's 0xFF 0x00 (unless ours went first) and
+// closes TCP.
+func (x *hixieCodec) peerClose() error {
+	x.c.writeClose(0, "")
+	x.c.closeNow()
+	return &CloseError{Code: StatusNoStatusRcvd}
+}
+
+func (x *hixieCodec) read(p []byte) (int, error) {
+	if !x.inText {
+		return 0, io.EOF
+	}
+	br := x.c.br
+	if _, err := br.Peek(1); err != nil {
+		return 0, unexpected(err)
+	}
+	buf, _ := br.Peek(br.Buffered())
+	end := bytes.IndexByte(buf, 0xFF)
+	if end >= 0 {
+		buf = buf[:end]
+	}
+	n := copy(p, buf)
+	x.total += int64(n)
+	if x.c.overLimit(x.total) {
+		return 0, x.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", x.c.readLimit.Load()))
+	}
+	if !x.utf8.write(p[:n]) {
+		return 0, x.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+	}
+	br.Discard(n)
+	if n == end {
+		br.Discard(1)
+		x.inText = false
+		if !x.utf8.complete() {
+			return n, x.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
+		}
+	}
+	return n, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (x *hixieCodec) writeData(_ MessageType, p []byte, first, fin bool) error {
+	if bytes.IndexByte(p, 0xFF) >= 0 {
+		return errInvalidHixieText
+	}
+	bw := x.c.bw
+	if first {
+		bw.WriteByte(0x00)
+		x.writing = true
+	}
+	_, err := bw.Write(p)
+	if fin {
+		x.writing = false
+		err = bw.WriteByte(0xFF)
+	}
+	return err
+}
+
+func (x *hixieCodec) writeControl(opcode, []byte) error { return errors.ErrUnsupported }
+
+func (x *hixieCodec) writeClose(StatusCode, string) error {
+	if x.c.dialect != Hixie76 {
+		return nil
+	}
+	bw := x.c.bw
+	if x.writing {
+		// End the message cut short by the close, so the peer sees the close.
+		bw.WriteByte(0xFF)
+		x.writing = false
+	}
+	bw.WriteByte(0xFF)
+	return bw.WriteByte(0x00)
+}

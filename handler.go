@@ -1,0 +1,525 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Dialect is the protocol version a client spoke in its handshake.
+type Dialect int
+
+const (
+	Hixie75 Dialect = iota + 1 // draft-hixie-75
+	Hixie76                    // draft-hixie-76, also known as hybi-00
+	Hybi07                     // Sec-WebSocket-Version: 7
+	Hybi08                     // Sec-WebSocket-Version: 8 (drafts hybi-08 to -12)
+	RFC6455                    // Sec-WebSocket-Version: 13
+)
+
+var dialectNames = [...]string{Hixie75: "draft-hixie-75", Hixie76: "draft-hixie-76", Hybi07: "hybi-07", Hybi08: "hybi-08", RFC6455: "RFC 6455"}
+
+func (d Dialect) String() string {
+	if d >= Hixie75 && d <= RFC6455 {
+		return dialectNames[d]
+	}
+	return "Dialect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// hybi reports whether d uses RFC 6455 framing (binary, ping, close codes).
+func (d Dialect) hybi() bool { return d >= Hybi07 }
+
+// Defaults of the Handler's zero value.
+const (
+	DefaultReadLimit        = 1 << 20
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+)
+
+// Handler accepts WebSocket connections of every dialect on one endpoint
+// and calls Serve with each. Its zero value with Serve set is ready to use;
+// it must not be copied after first use.
+type Handler struct {
+	// Serve is called with each accepted connection, in the request's
+	// goroutine. When it returns, the connection is closed with 1000 (or
+	// the hixie close); if it panics, with 1011.
+	Serve func(*Conn)
+
+	// Origins lists the origins allowed to connect: full origins
+	// ("https://example.com:8443") or host patterns matched with path.Match
+	// ("*.example.com", "localhost:8080"); "*" allows any. When empty, an
+	// origin must name the request's Host. A request with no origin (not
+	// from a browser) is always allowed.
+	Origins []string
+
+	// Location, when set ("ws://example.com/chat"), is the only URL this
+	// handler answers: a request for another host gets 400, for another
+	// path 404. Hixie clients are answered with the URL they asked for.
+	Location string
+
+	// Subprotocols lists the subprotocols the server speaks, most preferred
+	// first; the first one the client also offers is chosen.
+	Subprotocols []string
+
+	// ReadLimit is the largest message accepted, in bytes (0: DefaultReadLimit;
+	// negative: no limit). Conn.SetReadLimit changes it per connection.
+	ReadLimit int64
+
+	// HandshakeTimeout bounds the part of the handshake after the hijack:
+	// reading hixie-76's key3 and writing the answer (0: DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+
+	// CloseTimeout bounds the wait for the peer's answer to a close
+	// (0: DefaultCloseTimeout).
+	CloseTimeout time.Duration
+
+	// Fallback, if set, serves requests that are not WebSocket handshakes,
+	// which otherwise get 400.
+	Fallback http.Handler
+
+	// Logger receives connection events; nil logs nothing.
+	Logger *slog.Logger
+
+	mu           sync.Mutex
+	conns        map[*Conn]struct{}
+	shuttingDown bool
+	serving      sync.WaitGroup // handshakes and callbacks in progress
+	accepted     atomic.Uint64
+	refused      [numRefusals]atomic.Uint64
+}
+
+// Stats is a snapshot of a Handler's counters, for a status page.
+type Stats struct {
+	Accepted uint64 // handshakes completed
+	Active   int    // connections open now
+	Refused  Refusals
+}
+
+// Refusals counts refused handshakes by reason.
+type Refusals struct {
+	NotWebSocket uint64 // not an upgrade request: 400 (not counted when Fallback serves it)
+	BadHandshake uint64 // malformed handshake (method, keys, Host): 400 or 405
+	Version      uint64 // unsupported Sec-WebSocket-Version: 426
+	Origin       uint64 // origin not allowed: 403
+	Location     uint64 // not the configured Location: 400 or 404
+	Timeout      uint64 // handshake not completed in time (hixie-76 key3): dropped
+	ShuttingDown uint64 // after Shutdown: 503
+}
+
+type refusalReason int
+
+const (
+	refNotWebSocket refusalReason = iota
+	refBadHandshake
+	refVersion
+	refOrigin
+	refLocation
+	refTimeout
+	refShuttingDown
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"not a websocket handshake", "bad handshake", "unsupported version", "origin not allowed", "wrong location", "handshake timeout", "shutting down"}
+
+// refusal is a handshake refused before the hijack, with its HTTP answer.
+type refusal struct {
+	reason refusalReason
+	status int
+	msg    string
+}
+
+// handshake is what ServeHTTP learns from the request and answers with.
+type handshake struct {
+	dialect    Dialect
+	origin     string   // as sent by the client
+	location   string   // the URL the client asked for (hixie answers)
+	offered    []string // subprotocols offered
+	protocol   string   // subprotocol chosen
+	accept     string   // RFC 6455 Sec-WebSocket-Accept
+	key1, key2 uint32   // hixie-76 key numbers
+}
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() Stats {
+	h.mu.Lock()
+	active := len(h.conns)
+	h.mu.Unlock()
+	r := &h.refused
+	return Stats{
+		Accepted: h.accepted.Load(),
+		Active:   active,
+		Refused: Refusals{
+			NotWebSocket: r[refNotWebSocket].Load(),
+			BadHandshake: r[refBadHandshake].Load(),
+			Version:      r[refVersion].Load(),
+			Origin:       r[refOrigin].Load(),
+			Location:     r[refLocation].Load(),
+			Timeout:      r[refTimeout].Load(),
+			ShuttingDown: r[refShuttingDown].Load(),
+		},
+	}
+}
+
+// ServeHTTP answers a WebSocket handshake of any dialect, hijacks the
+// connection and calls Serve with it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) && h.Fallback != nil {
+		h.Fallback.ServeHTTP(w, r)
+		return
+	}
+	hs, ref := h.negotiate(r)
+	if ref == nil && h.Serve == nil {
+		http.Error(w, "websocket: Handler.Serve is nil", http.StatusInternalServerError)
+		return
+	}
+	if ref == nil && !h.begin() {
+		ref = &refusal{refShuttingDown, http.StatusServiceUnavailable, "server shutting down"}
+	}
+	if ref != nil {
+		h.refuse(w, r, ref)
+		return
+	}
+	defer h.serving.Done()
+
+	netConn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.log(slog.LevelError, "hijack failed", r, slog.String("error", err.Error()))
+		http.Error(w, "websocket: cannot take over this connection", http.StatusInternalServerError)
+		return
+	}
+	if err := h.answer(netConn, brw, hs); err != nil {
+		reason := refBadHandshake
+		if errors.Is(err, errTimeout) {
+			reason = refTimeout
+		}
+		h.refused[reason].Add(1)
+		h.log(slog.LevelInfo, "handshake dropped", r, slog.String("dialect", hs.dialect.String()), slog.String("error", err.Error()))
+		netConn.Close()
+		return
+	}
+
+	c := newConn(netConn, brw, hs, r, h.readLimit(), orDefault(h.CloseTimeout, DefaultCloseTimeout))
+	h.track(c)
+	start := time.Now()
+	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
+	defer func() {
+		code := StatusNormalClosure
+		p := recover()
+		if p != nil {
+			code = StatusInternalError
+		}
+		c.closeHandshake(code, "")
+		h.untrack(c)
+		h.log(slog.LevelInfo, "connection closed", r, slog.String("dialect", hs.dialect.String()), slog.Duration("duration", time.Since(start)))
+		if p != nil {
+			panic(p)
+		}
+	}()
+	h.Serve(c)
+}
+
+// negotiate picks the dialect and checks origin and location, before
+// anything is hijacked.
+func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
+	if !isUpgrade(r) {
+		return nil, &refusal{refNotWebSocket, http.StatusBadRequest, "expected a WebSocket handshake"}
+	}
+	if r.Method != http.MethodGet {
+		return nil, &refusal{refBadHandshake, http.StatusMethodNotAllowed, "a WebSocket handshake must use GET"}
+	}
+	hs := &handshake{}
+	var ref *refusal
+	switch version, hasVersion := r.Header["Sec-Websocket-Version"]; {
+	case hasVersion || r.Header.Get("Sec-WebSocket-Key") != "":
+		var ok bool
+		if hs.dialect, ok = hybiDialect(strings.TrimSpace(strings.Join(version, ","))); !ok {
+			return nil, &refusal{refVersion, http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"}
+		}
+		ref = parseHybi(r, hs)
+	case r.Header.Get("Sec-WebSocket-Key1") != "" || r.Header.Get("Sec-WebSocket-Key2") != "":
+		hs.dialect = Hixie76
+		ref = parseHixie76(r, hs)
+	default:
+		hs.dialect = Hixie75
+		ref = parseHixie75(r, hs)
+	}
+	if ref != nil {
+		return nil, ref
+	}
+	if !h.originAllowed(hs.origin, r.Host) {
+		return nil, &refusal{refOrigin, http.StatusForbidden, "origin not allowed"}
+	}
+	if ref := h.checkLocation(r, hs); ref != nil {
+		return nil, ref
+	}
+	hs.protocol = h.chooseSubprotocol(hs.offered)
+	return hs, nil
+}
+
+// errTimeout marks a handshake that did not complete within HandshakeTimeout.
+var errTimeout = errors.New("handshake timed out")
+
+// answer completes the handshake on the hijacked connection: it reads
+// hixie-76's key3, writes the answer and clears the deadlines net/http set.
+func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake) error {
+	netConn.SetDeadline(time.Now().Add(orDefault(h.HandshakeTimeout, DefaultHandshakeTimeout)))
+	var challenge [16]byte
+	switch hs.dialect {
+	case Hixie75:
+		writeHixieAnswer(brw.Writer, hs)
+	case Hixie76:
+		// Browsers send key3 with the headers: it is usually buffered already.
+		var key3 [8]byte
+		if _, err := io.ReadFull(brw.Reader, key3[:]); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return errTimeout
+			}
+			return errors.New("connection closed before the 8 bytes of key3")
+		}
+		writeHixieAnswer(brw.Writer, hs)
+		challenge = hixieChallenge(hs.key1, hs.key2, key3)
+		brw.Writer.Write(challenge[:])
+	default:
+		writeHybiAnswer(brw.Writer, hs)
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		return err
+	}
+	return netConn.SetDeadline(time.Time{})
+}
+
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
+	h.refused[ref.reason].Add(1)
+	if ref.reason == refVersion {
+		w.Header().Set("Sec-WebSocket-Version", supportedVersions)
+	}
+	if ref.reason == refBadHandshake && ref.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodGet)
+	}
+	h.log(slog.LevelInfo, "handshake refused", r, slog.String("reason", refusalNames[ref.reason]), slog.Int("status", ref.status), slog.String("detail", ref.msg))
+	http.Error(w, "websocket: "+ref.msg, ref.status)
+}
+
+// isUpgrade reports whether r asks for a WebSocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return hasToken(r.Header, "Connection", "upgrade") && hasToken(r.Header, "Upgrade", "websocket")
+}
+
+func hasToken(header http.Header, name, token string) bool {
+	for _, t := range headerTokens(header, name) {
+		if strings.EqualFold(t, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerTokens splits every value of a comma-separated header field.
+func headerTokens(header http.Header, name string) []string {
+	var tokens []string
+	for _, v := range header.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+	}
+	return tokens
+}
+
+// originAllowed applies the Origins policy to the origin a client sent.
+func (h *Handler) originAllowed(origin, host string) bool {
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		// "null" (a file: page, a sandboxed frame) or garbage: only "*" admits it.
+		return containsFold(h.Origins, "*") || containsFold(h.Origins, origin)
+	}
+	originHost := hostWithoutDefaultPort(u.Scheme, u.Host)
+	if len(h.Origins) == 0 {
+		return originHost == hostWithoutDefaultPort(u.Scheme, host)
+	}
+	for _, allowed := range h.Origins {
+		if allowed == "*" {
+			return true
+		}
+		if a, err := url.Parse(allowed); err == nil && a.Scheme != "" && a.Host != "" {
+			if strings.EqualFold(a.Scheme, u.Scheme) && hostWithoutDefaultPort(a.Scheme, a.Host) == originHost {
+				return true
+			}
+		} else if ok, _ := path.Match(strings.ToLower(allowed), originHost); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostWithoutDefaultPort lower-cases host and drops the port when it is the
+// scheme's default, the form browsers put in Origin and compare Locations by.
+func hostWithoutDefaultPort(scheme, host string) string {
+	host = strings.ToLower(host)
+	switch strings.ToLower(scheme) {
+	case "http", "ws":
+		return strings.TrimSuffix(host, ":80")
+	case "https", "wss":
+		return strings.TrimSuffix(host, ":443")
+	}
+	return host
+}
+
+// checkLocation works out the URL the client asked for and, when a
+// Location is configured, refuses any other host or path.
+func (h *Handler) checkLocation(r *http.Request, hs *handshake) *refusal {
+	scheme := "ws"
+	if r.TLS != nil {
+		scheme = "wss"
+	}
+	host := hostWithoutDefaultPort(scheme, r.Host)
+	if host == "" {
+		return &refusal{refBadHandshake, http.StatusBadRequest, "missing Host"}
+	}
+	resource := r.RequestURI
+	if !strings.HasPrefix(resource, "/") {
+		resource = r.URL.RequestURI()
+	}
+	hs.location = scheme + "://" + host + resource
+	if h.Location == "" {
+		return nil
+	}
+	want, err := url.Parse(h.Location)
+	if err != nil {
+		return &refusal{refLocation, http.StatusInternalServerError, "Handler.Location is not a URL"}
+	}
+	switch {
+	case !strings.EqualFold(want.Scheme, scheme) || hostWithoutDefaultPort(want.Scheme, want.Host) != host:
+		return &refusal{refLocation, http.StatusBadRequest, "this endpoint is " + h.Location}
+	case want.EscapedPath() != r.URL.EscapedPath():
+		return &refusal{refLocation, http.StatusNotFound, "this endpoint is " + h.Location}
+	}
+	return nil
+}
+
+func (h *Handler) chooseSubprotocol(offered []string) string {
+	for _, p := range h.Subprotocols {
+		for _, o := range offered {
+			if p == o {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func (h *Handler) readLimit() int64 {
+	if h.ReadLimit == 0 {
+		return DefaultReadLimit
+	}
+	return h.ReadLimit
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// begin counts a handshake in, unless the handler is shutting down.
+func (h *Handler) begin() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shuttingDown {
+		return false
+	}
+	h.serving.Add(1)
+	return true
+}
+
+func (h *Handler) track(c *Conn) {
+	h.accepted.Add(1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = make(map[*Conn]struct{})
+	}
+	h.conns[c] = struct{}{}
+	if h.shuttingDown {
+		// Shutdown began during this handshake and did not see c.
+		go c.closeHandshake(StatusGoingAway, "server shutting down")
+	}
+}
+
+func (h *Handler) untrack(c *Conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+// Shutdown refuses new handshakes (503), closes every connection with its
+// dialect's close (1001 Going Away for RFC 6455 dialects) and waits for the
+// Serve callbacks to return. If ctx ends first, it drops the connections
+// that remain and returns ctx's error. To tie it to an http.Server:
+//
+//	srv.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.shuttingDown = true
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	h.log(slog.LevelInfo, "shutting down", nil, slog.Int("connections", len(conns)))
+	for _, c := range conns {
+		go c.closeHandshake(StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		h.serving.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		for c := range h.conns {
+			c.closeNow()
+		}
+		h.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+func (h *Handler) log(level slog.Level, msg string, r *http.Request, attrs ...slog.Attr) {
+	if h.Logger == nil {
+		return
+	}
+	if r != nil {
+		attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path))
+	}
+	h.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+}

@@ -1,0 +1,36 @@
+package websocket
+
+import (
+	"context"
+	"time"
+)
+
+// Tick writes message(t) to c as a text message every interval, the classic
+// demo's push of the server's time, until c closes, ctx ends or a write
+// fails; it returns why it stopped (ErrClosed once c has closed). A nil
+// message sends the server's date and time.
+func Tick(ctx context.Context, c *Conn, interval time.Duration, message func(time.Time) string) error {
+	if message == nil {
+		message = ServerTime
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.Context().Done():
+			return ErrClosed
+		case now := <-t.C:
+			if err := c.WriteText(message(now)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ServerTime formats t as the time push of the classic demo does:
+// "Time at the server: Tue, 24 Nov 2026 05:16:33 UTC".
+func ServerTime(t time.Time) string {
+	return "Time at the server: " + t.Format(time.RFC1123)
+}
