@@ -69,12 +69,12 @@ type Conn struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 
-	rmu        sync.Mutex // held while reading from br
-	readLimit  atomic.Int64
-	readGen    uint64 // counts messages, so a stale reader can be refused
-	readErr    error  // sticky: once reading failed, it stays failed
-	readDone   chan struct{}
-	onPong     atomic.Pointer[func([]byte)]
+	rmu       sync.Mutex // held while reading from br
+	readLimit atomic.Int64
+	readGen   uint64 // counts messages, so a stale reader can be refused
+	readErr   error  // sticky: once reading failed, it stays failed
+	readDone  chan struct{}
+	onPong    atomic.Pointer[func([]byte)]
 
 	msgMu     sync.Mutex // held for one whole data message
 	wmu       sync.Mutex // held for one frame
@@ -474,8 +474,8 @@ func (c *Conn) closeHandshake(code StatusCode, reason string) error {
 	if c.dialect != Hixie75 && err == nil {
 		c.awaitPeerClose()
 	}
-	if cerr := c.closeNow(); err == nil {
-		err = cerr
+	if cerr := c.closeNow(); err == nil && cerr != ErrClosed {
+		err = cerr // else the reader closed TCP after the peer's answer
 	}
 	return err
 }

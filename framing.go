@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -78,20 +77,35 @@ func (x *hixieCodec) readLength() (int64, error) {
 }
 
 func (x *hixieCodec) skipToSentinel() error {
-	var n int64
+	var total int64
 	for {
-		chunk, err := x.c.br.ReadSlice(0xFF)
-		n += int64(len(chunk))
-		if x.c.overLimit(n) {
+		buf, found, err := x.buffered()
+		if err != nil {
+			return err
+		}
+		if total += int64(len(buf)); x.c.overLimit(total) {
 			return x.c.fail(StatusMessageTooBig, "frame exceeds the read limit")
 		}
-		if err == nil {
+		x.c.br.Discard(len(buf))
+		if found {
+			x.c.br.Discard(1)
 			return nil
 		}
-		if err != bufio.ErrBufferFull {
-			return unexpected(err)
-		}
 	}
+}
+
+// buffered waits for at least one byte and returns what is buffered up to
+// the next 0xFF, excluded, and whether that 0xFF is buffered.
+func (x *hixieCodec) buffered() ([]byte, bool, error) {
+	br := x.c.br
+	if _, err := br.Peek(1); err != nil {
+		return nil, false, unexpected(err)
+	}
+	buf, _ := br.Peek(br.Buffered())
+	if end := bytes.IndexByte(buf, 0xFF); end >= 0 {
+		return buf[:end], true, nil
+	}
+	return buf, false, nil
 }
 
 // peerClose answers the peer's 0xFF 0x00 (unless ours went first) and
@@ -106,14 +120,9 @@ func (x *hixieCodec) read(p []byte) (int, error) {
 	if !x.inText {
 		return 0, io.EOF
 	}
-	br := x.c.br
-	if _, err := br.Peek(1); err != nil {
-		return 0, unexpected(err)
-	}
-	buf, _ := br.Peek(br.Buffered())
-	end := bytes.IndexByte(buf, 0xFF)
-	if end >= 0 {
-		buf = buf[:end]
+	buf, found, err := x.buffered()
+	if err != nil {
+		return 0, err
 	}
 	n := copy(p, buf)
 	x.total += int64(n)
@@ -123,9 +132,9 @@ func (x *hixieCodec) read(p []byte) (int, error) {
 	if !x.utf8.write(p[:n]) {
 		return 0, x.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
 	}
-	br.Discard(n)
-	if n == end {
-		br.Discard(1)
+	x.c.br.Discard(n)
+	if found && n == len(buf) {
+		x.c.br.Discard(1)
 		x.inText = false
 		if !x.utf8.complete() {
 			return n, x.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
