@@ -2,8 +2,9 @@ module github.com/hybi/websocket/example
 
 go 1.26
 
-require github.com/hybi/websocket v0.0.0
-
-require github.com/go-chi/chi/v5 v5.5.0 // indirect
+require (
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/hybi/websocket v0.0.0
+)
 
 replace github.com/hybi/websocket => ../

@@ -1,0 +1,55 @@
+// Package websocket serves WebSocket connections of every dialect browsers
+// ever spoke, on one net/http endpoint, behind one Conn type.
+//
+// # Dialects
+//
+// A Handler reads the dialect from the handshake request:
+//
+//   - draft-hixie-75 (Chrome 4-5, Safari 5.0.0): no key fields;
+//   - draft-hixie-76, also hybi-00 (Chrome 6-13, Safari 5.0.1-5.1, iOS 4.2-5):
+//     Sec-WebSocket-Key1/Key2 and 8 bytes after the headers, answered with an
+//     MD5 challenge;
+//   - hybi-07 and hybi-08 (Firefox 6-10, Chrome 14-16): Sec-WebSocket-Version
+//     7 or 8, the origin in Sec-WebSocket-Origin;
+//   - RFC 6455 (every browser since 2012): Sec-WebSocket-Version 13.
+//
+// Any other Sec-WebSocket-Version is answered 426 with
+// "Sec-WebSocket-Version: 13, 8, 7". Requests from a foreign origin get 403
+// (same origin by default; see Handler.Origins), and nothing is hijacked
+// unless the handshake is accepted.
+//
+// # The connection model
+//
+// Handler.Serve is called with each Conn, in the request's goroutine; when
+// it returns, the connection is closed with a closing handshake.
+//
+// One goroutine reads: ReadMessage returns whole messages, NextReader streams
+// one through an io.Reader. Control frames are handled while reading: a ping
+// is answered with a pong, a pong goes to the pong handler, a close is
+// answered and ends reading with a *CloseError. So keep reading, even if
+// the application only writes, or pings and closes go unanswered.
+//
+// Any number of goroutines may write at once (a ticker and a handler, say):
+// WriteMessage and WriteText send a message whole, NextWriter streams one.
+//
+// Messages are text (UTF-8, checked as it arrives: invalid text fails the
+// connection with 1007) or binary. The hixie dialects carry text only and
+// have no ping or close code: those calls return an error wrapping
+// errors.ErrUnsupported, so code written for RFC 6455 learns at once what a
+// hixie client cannot receive.
+//
+// # Closing
+//
+// Conn.Close sends a close (code and reason; hixie-76: 0xFF 0x00), waits for
+// the peer's answer up to Handler.CloseTimeout and closes TCP, as RFC 6455
+// wants a server to do. A peer that closes first is answered with its own
+// code. A peer that breaks the protocol is failed with 1002 (1007 for bad
+// text, 1009 for a message over the read limit) and the read returns a
+// *ProtocolError. Handler.Shutdown closes every connection with 1001 Going
+// Away and waits for the callbacks.
+//
+// # Events
+//
+// Those who prefer callbacks to a read loop (the model of the classic C#
+// WebSocketServer) set Handler.Serve to an Events value's Serve method.
+package websocket

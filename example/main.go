@@ -1,0 +1,161 @@
+// Command example is the classic WebSocket demo of 2010 in Go: a page that
+// connects, sends and logs what happens; /test, which greets its client,
+// pushes the server's time and echoes; and /echo. Both endpoints speak every
+// dialect from draft-hixie-75 to RFC 6455.
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/hybi/websocket"
+)
+
+//go:embed static
+var static embed.FS
+
+const greeting = "Hello new client! I hope you enjoy your visit!"
+
+// config is what the flags set.
+type config struct {
+	origins  []string      // origins allowed to connect; empty: same origin only
+	interval time.Duration // push interval of /test
+	logger   *slog.Logger  // connection events; nil logs nothing
+}
+
+// newServer returns the app's routes and a function that shuts down its
+// WebSocket endpoints, whose hijacked connections http.Server.Shutdown
+// neither closes nor waits for.
+func newServer(cfg config) (http.Handler, func(context.Context) error) {
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	test := &websocket.Handler{
+		Origins: cfg.origins,
+		Logger:  cfg.logger,
+		Serve:   func(c *websocket.Conn) { serveTest(c, cfg) },
+	}
+	echo := &websocket.Handler{
+		Origins:   cfg.origins,
+		Logger:    cfg.logger,
+		ReadLimit: 64 << 20, // room for conformance suites' large messages
+		Serve: websocket.Events{OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			c.WriteMessage(typ, msg)
+		}}.Serve,
+	}
+
+	r := chi.NewRouter()
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "static/index.html")
+	})
+	r.Handle("/test", test)
+	r.Handle("/echo", echo)
+	r.Get("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]websocket.Stats{"/test": test.Stats(), "/echo": echo.Stats()})
+	})
+
+	shutdown := func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		var testErr error
+		wg.Go(func() { testErr = test.Shutdown(ctx) })
+		echoErr := echo.Shutdown(ctx)
+		wg.Wait()
+		return errors.Join(testErr, echoErr)
+	}
+	return r, shutdown
+}
+
+// serveTest is the classic demo: a greeting, then the server's time every
+// interval, and each message the client sends logged and echoed back
+// unchanged. It returns once the ticker has stopped.
+func serveTest(c *websocket.Conn, cfg config) {
+	if c.WriteText(greeting) != nil {
+		return
+	}
+	ctx, stop := context.WithCancel(c.Context())
+	var ticker sync.WaitGroup
+	ticker.Go(func() { websocket.Tick(ctx, c, cfg.interval, nil) })
+	defer ticker.Wait()
+	defer stop()
+	for {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if typ == websocket.TextMessage {
+			cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "text", string(msg))
+		} else {
+			cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "binary_bytes", len(msg))
+		}
+		if c.WriteMessage(typ, msg) != nil {
+			return
+		}
+	}
+}
+
+func main() {
+	addr := flag.String("addr", ":8080", "address to listen on")
+	origins := flag.String("origins", "", "comma-separated origins allowed to connect, e.g. http://example.com,*.example.org (default: same origin only)")
+	interval := flag.Duration("interval", 10*time.Second, "interval of /test's time push")
+	logEvents := flag.Bool("log", true, "log connection events to stderr")
+	flag.Parse()
+	if *interval <= 0 {
+		fmt.Fprintln(os.Stderr, "-interval must be positive")
+		os.Exit(2)
+	}
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg := config{
+		origins:  strings.FieldsFunc(*origins, func(r rune) bool { return r == ',' || r == ' ' }),
+		interval: *interval,
+	}
+	if *logEvents {
+		cfg.logger = logger
+	}
+	if err := run(*addr, cfg, logger); err != nil {
+		logger.Error("exiting", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run serves on addr until SIGINT or SIGTERM, then shuts down gracefully.
+func run(addr string, cfg config, logger *slog.Logger) error {
+	handler, shutdownWebSockets := newServer(cfg)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process at once
+
+	logger.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(srv.Shutdown(ctx), shutdownWebSockets(ctx))
+}

@@ -1,0 +1,71 @@
+package websocket_test
+
+import (
+	"context"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/hybi/websocket"
+)
+
+// The classic demo: greet each client, push the server's time every ten
+// seconds, and echo what the client sends.
+func Example() {
+	ws := &websocket.Handler{
+		Serve: func(c *websocket.Conn) {
+			c.WriteText("Hello new client! I hope you enjoy your visit!")
+			go websocket.Tick(c.Context(), c, 10*time.Second, nil)
+			for {
+				typ, msg, err := c.ReadMessage()
+				if err != nil {
+					return // closed; err says how
+				}
+				c.WriteMessage(typ, msg)
+			}
+		},
+	}
+	http.Handle("/test", ws)
+	log.Fatal(http.ListenAndServe(":8080", nil))
+}
+
+// Events gives the callback model of the C# WebSocketServer.
+func ExampleEvents() {
+	ws := &websocket.Handler{Serve: websocket.Events{
+		OnOpen: func(c *websocket.Conn) {
+			c.WriteText("Hello new client! I hope you enjoy your visit!")
+		},
+		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			log.Printf("data received from the client: %s", msg)
+		},
+		OnClose: func(c *websocket.Conn, err error) {
+			log.Printf("client disconnected: %v", err)
+		},
+	}.Serve}
+	http.Handle("/events", ws)
+}
+
+// Shutdown closes every WebSocket with 1001 Going Away when the HTTP server
+// shuts down.
+func ExampleHandler_Shutdown() {
+	ws := &websocket.Handler{Serve: func(c *websocket.Conn) { c.ReadMessage() }}
+	srv := &http.Server{Addr: ":8080", Handler: ws}
+	srv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws.Shutdown(ctx)
+	})
+	go srv.ListenAndServe()
+	// ... later:
+	srv.Shutdown(context.Background())
+}
+
+// Origins admits pages from other origins.
+func ExampleHandler_origins() {
+	ws := &websocket.Handler{
+		Origins:      []string{"https://app.example.com", "*.example.org", "localhost:8080"},
+		Subprotocols: []string{"chat.v2", "chat.v1"},
+		Serve:        func(c *websocket.Conn) { log.Println("speaking", c.Subprotocol(), "over", c.Dialect()) },
+	}
+	http.Handle("/chat", ws)
+}
