@@ -345,9 +345,11 @@ func TestCloseArgumentsChecked(t *testing.T) {
 		}
 	}
 	// The bad calls sent nothing: the first frame is the final 1000.
-	if code := c.expectClose(); code != StatusNormalClosure {
-		t.Fatalf("close %v", code)
+	if f := c.readFrame(); f.op != 8 || !bytes.Equal(f.payload, closePayload(StatusNormalClosure, "")) {
+		t.Fatalf("first frame %+v, want close 1000", f)
 	}
+	c.write(clientFrame(true, 8, closePayload(StatusNormalClosure, "")))
+	c.expectEOF()
 }
 
 func TestHixieFraming(t *testing.T) {
