@@ -255,8 +255,27 @@ func (c *Conn) fail(code StatusCode, reason string) error {
 		reason = ""
 	}
 	c.writeClose(code, reason)
-	c.closeNow()
+	c.lingerClose()
 	return &ProtocolError{Code: code, Reason: reason}
+}
+
+// Bounds of lingerClose.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingerClose closes after the peer has had a chance to read our close
+// (rmu held): closing a socket with unread input makes the kernel send a
+// reset, which can destroy the close frame before the peer reads it. So it
+// ends our side, then discards the peer's input for a bounded time and
+// amount, as net/http does.
+func (c *Conn) lingerClose() {
+	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.netConn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
+		io.Copy(io.Discard, io.LimitReader(c.br, lingerBytes))
+	}
+	c.closeNow()
 }
 
 // WriteMessage writes a whole message as one frame.

@@ -2,6 +2,7 @@ package websocket_test
 
 import (
 	"context"
+	"errors"
 	"log"
 	"net/http"
 	"time"
@@ -45,19 +46,18 @@ func ExampleEvents() {
 	http.Handle("/events", ws)
 }
 
-// Shutdown closes every WebSocket with 1001 Going Away when the HTTP server
-// shuts down.
+// Shutdown closes every WebSocket with 1001 Going Away; http.Server's
+// Shutdown does not know of hijacked connections.
 func ExampleHandler_Shutdown() {
 	ws := &websocket.Handler{Serve: func(c *websocket.Conn) { c.ReadMessage() }}
 	srv := &http.Server{Addr: ":8080", Handler: ws}
-	srv.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ws.Shutdown(ctx)
-	})
 	go srv.ListenAndServe()
-	// ... later:
-	srv.Shutdown(context.Background())
+	// ... later, on SIGTERM:
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx)); err != nil {
+		log.Print(err)
+	}
 }
 
 // Origins admits pages from other origins.

@@ -101,20 +101,20 @@ type Handler struct {
 
 // Stats is a snapshot of a Handler's counters, for a status page.
 type Stats struct {
-	Accepted uint64 // handshakes completed
-	Active   int    // connections open now
-	Refused  Refusals
+	Accepted uint64   `json:"accepted"` // handshakes completed
+	Active   int      `json:"active"`   // connections open now
+	Refused  Refusals `json:"refused"`
 }
 
 // Refusals counts refused handshakes by reason.
 type Refusals struct {
-	NotWebSocket uint64 // not an upgrade request: 400 (not counted when Fallback serves it)
-	BadHandshake uint64 // malformed handshake (method, keys, Host): 400 or 405
-	Version      uint64 // unsupported Sec-WebSocket-Version: 426
-	Origin       uint64 // origin not allowed: 403
-	Location     uint64 // not the configured Location: 400 or 404
-	Timeout      uint64 // handshake not completed in time (hixie-76 key3): dropped
-	ShuttingDown uint64 // after Shutdown: 503
+	NotWebSocket uint64 `json:"not_websocket"` // not an upgrade request: 400 (not counted when Fallback serves it)
+	BadHandshake uint64 `json:"bad_handshake"` // malformed handshake (method, keys, Host): 400 or 405
+	Version      uint64 `json:"version"`       // unsupported Sec-WebSocket-Version: 426
+	Origin       uint64 `json:"origin"`        // origin not allowed: 403
+	Location     uint64 `json:"location"`      // not the configured Location: 400 or 404
+	Timeout      uint64 `json:"timeout"`       // handshake not completed in time (hixie-76 key3): dropped
+	ShuttingDown uint64 `json:"shutting_down"` // after Shutdown: 503
 }
 
 type refusalReason int
@@ -391,11 +391,21 @@ func hostWithoutDefaultPort(scheme, host string) string {
 }
 
 // checkLocation works out the URL the client asked for and, when a
-// Location is configured, refuses any other host or path.
+// Location is configured, refuses any other host or path. A configured
+// Location also gives the scheme: behind a TLS terminator the request
+// arrives in plain HTTP, yet the client asked for wss://.
 func (h *Handler) checkLocation(r *http.Request, hs *handshake) *refusal {
 	scheme := "ws"
 	if r.TLS != nil {
 		scheme = "wss"
+	}
+	var want *url.URL
+	if h.Location != "" {
+		var err error
+		if want, err = url.Parse(h.Location); err != nil {
+			return &refusal{refLocation, http.StatusInternalServerError, "Handler.Location is not a URL"}
+		}
+		scheme = strings.ToLower(want.Scheme)
 	}
 	host := hostWithoutDefaultPort(scheme, r.Host)
 	if host == "" {
@@ -406,17 +416,17 @@ func (h *Handler) checkLocation(r *http.Request, hs *handshake) *refusal {
 		resource = r.URL.RequestURI()
 	}
 	hs.location = scheme + "://" + host + resource
-	if h.Location == "" {
+	if want == nil {
 		return nil
 	}
-	want, err := url.Parse(h.Location)
-	if err != nil {
-		return &refusal{refLocation, http.StatusInternalServerError, "Handler.Location is not a URL"}
+	wantPath := want.EscapedPath()
+	if wantPath == "" {
+		wantPath = "/"
 	}
 	switch {
-	case !strings.EqualFold(want.Scheme, scheme) || hostWithoutDefaultPort(want.Scheme, want.Host) != host:
+	case hostWithoutDefaultPort(scheme, want.Host) != host:
 		return &refusal{refLocation, http.StatusBadRequest, "this endpoint is " + h.Location}
-	case want.EscapedPath() != r.URL.EscapedPath():
+	case wantPath != r.URL.EscapedPath():
 		return &refusal{refLocation, http.StatusNotFound, "this endpoint is " + h.Location}
 	}
 	return nil
@@ -481,9 +491,13 @@ func (h *Handler) untrack(c *Conn) {
 // Shutdown refuses new handshakes (503), closes every connection with its
 // dialect's close (1001 Going Away for RFC 6455 dialects) and waits for the
 // Serve callbacks to return. If ctx ends first, it drops the connections
-// that remain and returns ctx's error. To tie it to an http.Server:
+// that remain and returns ctx's error. http.Server.Shutdown neither closes
+// nor waits for hijacked connections, so call both:
 //
-//	srv.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
+//	err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx))
+//
+// Log lines carry no endpoint: give each Handler its own
+// Logger.With("endpoint", ...) to tell them apart.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.shuttingDown = true

@@ -46,15 +46,15 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	}
 	test := &websocket.Handler{
 		Origins: cfg.origins,
-		Logger:  cfg.logger,
+		Logger:  cfg.logger.With("endpoint", "/test"),
 		Serve:   func(c *websocket.Conn) { serveTest(c, cfg) },
 	}
 	echo := &websocket.Handler{
 		Origins:   cfg.origins,
-		Logger:    cfg.logger,
+		Logger:    cfg.logger.With("endpoint", "/echo"),
 		ReadLimit: 64 << 20, // room for conformance suites' large messages
 		Serve: websocket.Events{OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
-			c.WriteMessage(typ, msg)
+			c.WriteMessage(typ, msg) // fails only on a broken connection, which the next read reports
 		}}.Serve,
 	}
 
@@ -69,6 +69,8 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		json.NewEncoder(w).Encode(map[string]websocket.Stats{"/test": test.Stats(), "/echo": echo.Stats()})
 	})
 
+	// Both at once, so that clients slow to answer a close on one endpoint
+	// do not hold up the other's.
 	shutdown := func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		var testErr error
@@ -109,28 +111,41 @@ func serveTest(c *websocket.Conn, cfg config) {
 }
 
 func main() {
-	addr := flag.String("addr", ":8080", "address to listen on")
-	origins := flag.String("origins", "", "comma-separated origins allowed to connect, e.g. http://example.com,*.example.org (default: same origin only)")
-	interval := flag.Duration("interval", 10*time.Second, "interval of /test's time push")
-	logEvents := flag.Bool("log", true, "log connection events to stderr")
-	flag.Parse()
-	if *interval <= 0 {
-		fmt.Fprintln(os.Stderr, "-interval must be positive")
-		os.Exit(2)
-	}
-
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := config{
-		origins:  strings.FieldsFunc(*origins, func(r rune) bool { return r == ',' || r == ' ' }),
-		interval: *interval,
+	addr, cfg, err := parseFlags(os.Args[1:], logger)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case err != nil:
+		os.Exit(2) // parseFlags has said why
 	}
-	if *logEvents {
-		cfg.logger = logger
-	}
-	if err := run(*addr, cfg, logger); err != nil {
+	if err := run(addr, cfg, logger); err != nil {
 		logger.Error("exiting", "error", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags reads the command line: the address to listen on and the app's
+// config, which logs connection events to logger unless -log=false.
+func parseFlags(args []string, logger *slog.Logger) (addr string, cfg config, err error) {
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.StringVar(&addr, "addr", ":8080", "address to listen on")
+	origins := fs.String("origins", "", "comma-separated origins allowed to connect, e.g. http://example.com,*.example.org (default: same origin only)")
+	fs.DurationVar(&cfg.interval, "interval", 10*time.Second, "interval of /test's time push")
+	logEvents := fs.Bool("log", true, "log connection events to stderr")
+	if err := fs.Parse(args); err != nil {
+		return "", config{}, err
+	}
+	if cfg.interval <= 0 {
+		err := errors.New("-interval must be positive")
+		fmt.Fprintln(fs.Output(), err)
+		return "", config{}, err
+	}
+	cfg.origins = strings.FieldsFunc(*origins, func(r rune) bool { return r == ',' || r == ' ' })
+	if *logEvents {
+		cfg.logger = logger
+	}
+	return addr, cfg, nil
 }
 
 // run serves on addr until SIGINT or SIGTERM, then shuts down gracefully.
@@ -154,7 +169,7 @@ func run(addr string, cfg config, logger *slog.Logger) error {
 	}
 	stop() // a second signal kills the process at once
 
-	logger.Info("shutting down")
+	logger.Info("signal received, shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(srv.Shutdown(ctx), shutdownWebSockets(ctx))

@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hybi/websocket"
+)
+
+// testTimeout bounds every connection and request of a test.
+const testTimeout = 10 * time.Second
+
+// startServer serves the app on a test server that, with the app's
+// WebSocket endpoints, is shut down when the test ends.
+func startServer(t *testing.T, cfg config) (*httptest.Server, func(context.Context) error) {
+	t.Helper()
+	cfg.logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	handler, shutdown := newServer(cfg)
+	srv := httptest.NewServer(handler)
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv, shutdown
+}
+
+// client is a minimal WebSocket client on a raw TCP connection, written from
+// the drafts and RFC 6455 rather than from the server's code.
+type client struct {
+	t       *testing.T
+	conn    net.Conn
+	br      *bufio.Reader
+	dialect websocket.Dialect
+}
+
+// handshakeRequest is a handshake of dialect d for path, from origin (none
+// if empty), using the worked examples of hixie-76 and RFC 6455.
+func handshakeRequest(d websocket.Dialect, host, path, origin string) string {
+	fields := []string{"GET " + path + " HTTP/1.1", "Host: " + host}
+	originField := "Origin"
+	switch d {
+	case websocket.Hixie75, websocket.Hixie76:
+		fields = append(fields, "Upgrade: WebSocket", "Connection: Upgrade")
+		if d == websocket.Hixie76 {
+			fields = append(fields, "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00")
+		}
+	default:
+		version := map[websocket.Dialect]string{websocket.Hybi07: "7", websocket.Hybi08: "8", websocket.RFC6455: "13"}[d]
+		fields = append(fields, "Upgrade: websocket", "Connection: Upgrade",
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: "+version)
+		if d != websocket.RFC6455 {
+			originField = "Sec-WebSocket-Origin"
+		}
+	}
+	if origin != "" {
+		fields = append(fields, originField+": "+origin)
+	}
+	req := strings.Join(fields, "\r\n") + "\r\n\r\n"
+	if d == websocket.Hixie76 {
+		req += "^n:ds[4U" // key3
+	}
+	return req
+}
+
+// handshake connects to srv, sends a handshake and returns the response.
+func handshake(t *testing.T, srv *httptest.Server, d websocket.Dialect, path, origin string) (*client, *http.Response) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(testTimeout))
+	c := &client{t: t, conn: conn, br: bufio.NewReader(conn), dialect: d}
+	c.write([]byte(handshakeRequest(d, srv.Listener.Addr().String(), path, origin)))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("%s handshake: %v", d, err)
+	}
+	return c, resp
+}
+
+// dial completes a handshake of dialect d for path, from srv's own origin.
+func dial(t *testing.T, srv *httptest.Server, d websocket.Dialect, path string) *client {
+	t.Helper()
+	c, resp := handshake(t, srv, d, path, srv.URL)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("%s handshake on %s: %s", d, path, resp.Status)
+	}
+	switch d {
+	case websocket.Hixie76:
+		answer := make([]byte, 16)
+		if _, err := io.ReadFull(c.br, answer); err != nil {
+			t.Fatal(err)
+		}
+		if string(answer) != "8jKS'y:G*Co,Wxa-" {
+			t.Fatalf("hixie-76 answer %q", answer)
+		}
+	case websocket.Hybi07, websocket.Hybi08, websocket.RFC6455:
+		if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+			t.Fatalf("Sec-WebSocket-Accept %q", got)
+		}
+	}
+	return c
+}
+
+func (c *client) hixie() bool {
+	return c.dialect == websocket.Hixie75 || c.dialect == websocket.Hixie76
+}
+
+func (c *client) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// send writes a masked RFC 6455 frame of opcode op or, in the hixie
+// dialects, the text frame 0x00 <payload> 0xFF.
+func (c *client) send(op byte, payload []byte) {
+	c.t.Helper()
+	if c.hixie() {
+		c.write(append(append([]byte{0x00}, payload...), 0xFF))
+		return
+	}
+	b := []byte{0x80 | op}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
+	}
+	mask := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	b = append(b, mask[:]...)
+	for i, x := range payload {
+		b = append(b, x^mask[i%4])
+	}
+	c.write(b)
+}
+
+// read reads one frame and returns its opcode and payload; hixie text
+// frames read as opcode 1 and hixie-76's closing 0xFF 0x00 as 8.
+func (c *client) read() (op byte, payload []byte) {
+	c.t.Helper()
+	if c.hixie() {
+		switch b := c.readN(1)[0]; b {
+		case 0x00:
+			p, err := c.br.ReadBytes(0xFF)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			return 1, p[:len(p)-1]
+		case 0xFF:
+			if b := c.readN(1)[0]; b != 0x00 {
+				c.t.Fatalf("0xFF followed by %#x", b)
+			}
+			return 8, nil
+		default:
+			c.t.Fatalf("unexpected hixie frame type %#x", b)
+		}
+	}
+	h := c.readN(2)
+	if h[0]&0x70 != 0 || h[1]&0x80 != 0 || h[0]&0x80 == 0 {
+		c.t.Fatalf("server frame with reserved bits, a mask or no FIN: % x", h)
+	}
+	n := uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(c.readN(2)))
+	case 127:
+		n = binary.BigEndian.Uint64(c.readN(8))
+	}
+	return h[0] & 0x0F, c.readN(int(n))
+}
+
+func (c *client) readN(n int) []byte {
+	c.t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.br, b); err != nil {
+		c.t.Fatal(err)
+	}
+	return b
+}
+
+func (c *client) readText() string {
+	c.t.Helper()
+	op, p := c.read()
+	if op != 1 {
+		c.t.Fatalf("got opcode %d, want a text frame", op)
+	}
+	return string(p)
+}
+
+// expectEOF checks that the server has closed the TCP connection.
+func (c *client) expectEOF() {
+	c.t.Helper()
+	if b, err := c.br.ReadByte(); err != io.EOF {
+		c.t.Fatalf("want EOF, got %#x, %v", b, err)
+	}
+}
+
+func closePayload(code websocket.StatusCode, reason string) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
+}
+
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: testTimeout}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func TestPage(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Second})
+	resp, body := get(t, srv.URL+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /: %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	for _, id := range []string{"url", "connect", "disconnect", "message", "send", "log"} {
+		if !bytes.Contains(body, []byte(`id="`+id+`"`)) {
+			t.Errorf("page has no element with id %q", id)
+		}
+	}
+	if !bytes.Contains(body, []byte("window.ws")) {
+		t.Error("page does not expose window.ws")
+	}
+	if u := regexp.MustCompile(`https?://[^\s"'<>]*`).Find(body); u != nil {
+		t.Errorf("page refers to an external resource: %s", u)
+	}
+}
+
+func TestTestEndpoint(t *testing.T) {
+	srv, _ := startServer(t, config{interval: 50 * time.Millisecond})
+	for _, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hybi08, websocket.Hixie76, websocket.Hixie75} {
+		t.Run(d.String(), func(t *testing.T) {
+			c := dial(t, srv, d, "/test")
+			if got := c.readText(); got != greeting {
+				t.Fatalf("first message %q, want the greeting", got)
+			}
+			c.send(1, []byte("Hi there!"))
+			echoed, times := false, 0
+			for !echoed || times < 2 {
+				msg := c.readText()
+				if msg == "Hi there!" {
+					echoed = true
+					continue
+				}
+				s, ok := strings.CutPrefix(msg, "Time at the server: ")
+				tm, err := time.Parse(time.RFC1123, s)
+				if !ok || err != nil || websocket.ServerTime(tm) != msg {
+					t.Fatalf("unexpected message %q (%v)", msg, err)
+				}
+				times++
+			}
+		})
+	}
+}
+
+func TestEcho(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Second})
+	for _, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hybi08, websocket.Hybi07, websocket.Hixie76, websocket.Hixie75} {
+		t.Run(d.String(), func(t *testing.T) {
+			c := dial(t, srv, d, "/echo")
+			for _, msg := range []string{"Hello, wörld! ☺", ""} {
+				c.send(1, []byte(msg))
+				if got := c.readText(); got != msg {
+					t.Errorf("echo of %q: %q", msg, got)
+				}
+			}
+			switch d {
+			case websocket.Hixie75: // no closing handshake
+			case websocket.Hixie76:
+				c.write([]byte{0xFF, 0x00})
+				if op, _ := c.read(); op != 8 {
+					t.Fatalf("answer to the close: opcode %d", op)
+				}
+				c.expectEOF()
+			default:
+				// Over the default read limit of 1 MiB, under /echo's 64 MiB.
+				big := make([]byte, 2<<20+1)
+				for i := range big {
+					big[i] = byte(i)
+				}
+				c.send(2, big)
+				if op, p := c.read(); op != 2 || !bytes.Equal(p, big) {
+					t.Errorf("echo of %d binary bytes: opcode %d, %d bytes", len(big), op, len(p))
+				}
+				c.send(8, closePayload(websocket.StatusNormalClosure, "bye"))
+				if op, p := c.read(); op != 8 || !bytes.HasPrefix(p, closePayload(websocket.StatusNormalClosure, "")) {
+					t.Fatalf("answer to the close: opcode %d, payload % x", op, p)
+				}
+				c.expectEOF()
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	addr, cfg, err := parseFlags(nil, logger)
+	if err != nil || addr != ":8080" || cfg.interval != 10*time.Second || len(cfg.origins) != 0 || cfg.logger != logger {
+		t.Errorf("defaults: %q, %+v, %v", addr, cfg, err)
+	}
+	addr, cfg, err = parseFlags([]string{"-addr", "127.0.0.1:0", "-interval", "50ms", "-log=false"}, logger)
+	if err != nil || addr != "127.0.0.1:0" || cfg.interval != 50*time.Millisecond || cfg.logger != nil {
+		t.Errorf("-addr, -interval, -log=false: %q, %+v, %v", addr, cfg, err)
+	}
+	if _, _, err := parseFlags([]string{"-interval", "0s"}, logger); err == nil {
+		t.Error("-interval 0s accepted")
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	for _, tc := range []struct {
+		origins string // the -origins flag
+		want    int
+	}{
+		{"", http.StatusForbidden},
+		{"http://good.example", http.StatusForbidden},
+		{"http://good.example, http://evil.example", http.StatusSwitchingProtocols},
+		{"*.example", http.StatusSwitchingProtocols},
+	} {
+		t.Run("-origins="+tc.origins, func(t *testing.T) {
+			_, cfg, err := parseFlags([]string{"-origins", tc.origins}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, _ := startServer(t, cfg)
+			for _, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hybi08, websocket.Hixie76, websocket.Hixie75} {
+				for _, path := range []string{"/test", "/echo"} {
+					if _, resp := handshake(t, srv, d, path, "http://evil.example"); resp.StatusCode != tc.want {
+						t.Errorf("%s on %s from http://evil.example: %s, want %d", d, path, resp.Status, tc.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Second})
+	c := dial(t, srv, websocket.RFC6455, "/echo")
+	c.send(1, []byte("x"))
+	c.readText()
+	handshake(t, srv, websocket.RFC6455, "/test", "http://evil.example")
+
+	resp, body := get(t, srv.URL+"/status")
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
+		t.Fatalf("GET /status: %s, Content-Type %q", resp.Status, ct)
+	}
+	var stats map[string]websocket.Stats
+	if err := json.Unmarshal(body, &stats); err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	if s := stats["/echo"]; s.Accepted != 1 || s.Active != 1 {
+		t.Errorf("/echo stats %+v, want 1 accepted and active", s)
+	}
+	if s := stats["/test"]; s.Accepted != 0 || s.Refused.Origin != 1 {
+		t.Errorf("/test stats %+v, want 1 refused for its origin", s)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	srv, shutdown := startServer(t, config{interval: time.Hour})
+	hybi := dial(t, srv, websocket.RFC6455, "/test")
+	hixie := dial(t, srv, websocket.Hixie76, "/test")
+	for _, c := range []*client{hybi, hixie} {
+		if got := c.readText(); got != greeting {
+			t.Fatalf("%s: first message %q", c.dialect, got)
+		}
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		done <- shutdown(ctx)
+	}()
+	if op, p := hybi.read(); op != 8 || !bytes.HasPrefix(p, closePayload(websocket.StatusGoingAway, "")) {
+		t.Fatalf("RFC 6455: got opcode %d, payload % x, want a close with 1001", op, p)
+	}
+	hybi.send(8, closePayload(websocket.StatusGoingAway, ""))
+	if op, _ := hixie.read(); op != 8 {
+		t.Fatalf("hixie-76: got opcode %d, want the close", op)
+	}
+	hixie.write([]byte{0xFF, 0x00})
+	hybi.expectEOF()
+	hixie.expectEOF()
+	// Shutdown waits for serveTest, which waits for its ticker.
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if _, resp := handshake(t, srv, websocket.RFC6455, "/echo", ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("handshake after shutdown: %s", resp.Status)
+	}
+}

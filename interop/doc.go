@@ -1,0 +1,19 @@
+// Package interop tests github.com/hybi/websocket against WebSocket clients
+// written elsewhere: github.com/gorilla/websocket and github.com/coder/websocket.
+//
+// It is a module of its own so that the core package keeps importing the
+// standard library only: the client libraries are dependencies of these tests,
+// never of the server. The package has no exported API; everything lives in
+// its tests, which drive a websocket.Handler served by net/http/httptest with
+// each client library and check, byte for byte, what crosses the wire: echoes
+// of text and binary messages from 0 bytes to 16 MiB, fragmented messages,
+// pings and pongs both ways, close codes and reasons both ways, the read
+// limit (1009), invalid UTF-8 (1007), many concurrent connections,
+// subprotocol negotiation and the refusal of a foreign origin (403).
+//
+// The scenarios are written once (helpers_test.go) against a small adapter
+// that each client library implements with its own API (gorilla_test.go,
+// coder_test.go). Run them from the repository root with
+//
+//	go test -race -count=1 ./interop/...
+package interop

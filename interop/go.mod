@@ -1,0 +1,11 @@
+module github.com/hybi/websocket/interop
+
+go 1.26
+
+replace github.com/hybi/websocket => ../
+
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/gorilla/websocket v1.5.3
+	github.com/hybi/websocket v0.0.0
+)
