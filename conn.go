@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,8 +45,8 @@ type codec interface {
 	// inMessage reports whether a message has been started and not read to its end.
 	inMessage() bool
 	// writeData writes p as part of a message of type typ: first and fin
-	// say whether p starts and ends it.
-	writeData(typ MessageType, p []byte, first, fin bool) error
+	// say whether p starts and ends it, compressed whether it is deflated.
+	writeData(typ MessageType, p []byte, first, fin, compressed bool) error
 	// writeClose writes the dialect's close (nothing for hixie-75).
 	writeClose(code StatusCode, reason string) error
 	// writeControl writes an RFC 6455 ping or pong.
@@ -64,6 +65,8 @@ type Conn struct {
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
+	extensions   string
+	deflater     *deflater // nil without permessage-deflate (msgMu)
 	req          *http.Request
 	closeTimeout time.Duration
 	ctx          context.Context
@@ -85,23 +88,30 @@ type Conn struct {
 	closed    atomic.Bool
 }
 
-func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, readLimit int64, closeTimeout time.Duration) *Conn {
+func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
 	c := &Conn{
 		netConn:      netConn,
 		br:           brw.Reader,
 		bw:           brw.Writer,
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
+		extensions:   hs.extensions,
 		req:          req,
-		closeTimeout: closeTimeout,
+		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
 		readDone:     make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(req.Context())
-	c.readLimit.Store(readLimit)
-	if hs.dialect.hybi() {
-		c.codec = &hybiCodec{c: c}
-	} else {
+	c.readLimit.Store(h.readLimit())
+	switch {
+	case !hs.dialect.hybi():
 		c.codec = &hixieCodec{c: c}
+	case hs.deflate != nil:
+		hc := &hybiCodec{c: c}
+		hc.inflater = newInflater(*hs.deflate, hc.readPayload)
+		c.deflater = newDeflater(*hs.deflate, h.Compression)
+		c.codec = hc
+	default:
+		c.codec = &hybiCodec{c: c}
 	}
 	return c
 }
@@ -111,6 +121,10 @@ func (c *Conn) Dialect() Dialect { return c.dialect }
 
 // Subprotocol is the subprotocol agreed in the handshake, or "".
 func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Extensions is the Sec-WebSocket-Extensions answer of the handshake: the
+// permessage-deflate parameters in force, or "".
+func (c *Conn) Extensions() string { return c.extensions }
 
 // Request is the client's handshake request.
 func (c *Conn) Request() *http.Request { return c.req }
@@ -285,7 +299,7 @@ func (c *Conn) WriteMessage(typ MessageType, p []byte) error {
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
-	return c.writeData(typ, p, true, true)
+	return c.writeWhole(typ, p)
 }
 
 // WriteText writes s as a text message.
@@ -293,7 +307,47 @@ func (c *Conn) WriteText(s string) error {
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
 	// The string's bytes are only read, never kept, so no copy is needed.
-	return c.writeData(TextMessage, unsafe.Slice(unsafe.StringData(s), len(s)), true, true)
+	return c.writeWhole(TextMessage, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// writeWhole writes a message as one frame, compressed if worth it (msgMu held).
+func (c *Conn) writeWhole(typ MessageType, p []byte) error {
+	return c.writePart(typ, p, true, true, c.deflater != nil && c.deflater.worthIt(len(p)))
+}
+
+// writePart writes p as one frame of a message (msgMu held), deflated if
+// compressed. Each deflated part ends with the 4-byte sync tail, which is
+// cut from the end of the part and put back in front of the next one, so
+// that the message ends without it (RFC 7692 section 7.2.1).
+func (c *Conn) writePart(typ MessageType, p []byte, first, fin, compressed bool) error {
+	if !compressed {
+		return c.writeData(typ, p, first, fin, false)
+	}
+	buf := deflateBufs.Get().(*bytes.Buffer)
+	defer putDeflateBuf(buf)
+	buf.Reset()
+	if !first {
+		buf.Write(syncTail)
+	}
+	if err := c.deflater.compress(buf, p); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	if !bytes.HasSuffix(out, syncTail) {
+		return errors.New("websocket: deflate output lacks its sync tail")
+	}
+	return c.writeData(typ, out[:len(out)-len(syncTail)], first, fin, true)
+}
+
+// syncTail ends a deflate sync flush: an empty stored block.
+var syncTail = deflateTail[:4]
+
+var deflateBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putDeflateBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 { // do not let one large message pin its buffer
+		deflateBufs.Put(b)
+	}
 }
 
 func (c *Conn) checkType(typ MessageType) error {
@@ -306,7 +360,7 @@ func (c *Conn) checkType(typ MessageType) error {
 	return nil
 }
 
-func (c *Conn) writeData(typ MessageType, p []byte, first, fin bool) error {
+func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	switch {
@@ -315,7 +369,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin bool) error {
 	case c.writeErr != nil:
 		return c.writeErr
 	}
-	err := c.codec.writeData(typ, p, first, fin)
+	err := c.codec.writeData(typ, p, first, fin, compressed)
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -350,10 +404,11 @@ const writeBufSize = 4096
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
 
 type messageWriter struct {
-	c     *Conn
-	typ   MessageType
-	first bool
-	buf   *[]byte // nil once closed
+	c          *Conn
+	typ        MessageType
+	first      bool
+	compressed bool    // decided with the first frame
+	buf        *[]byte // nil once closed
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -370,10 +425,9 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	}
 	if len(p) >= cap(b) {
 		// Large writes go out as frames of their own, without a copy.
-		if err := w.c.writeData(w.typ, p, w.first, false); err != nil {
+		if err := w.send(p, false); err != nil {
 			return 0, err
 		}
-		w.first = false
 		return len(p), nil
 	}
 	*w.buf = append((*w.buf)[:0], p...)
@@ -385,9 +439,19 @@ func (w *messageWriter) flush(fin bool) error {
 	if len(b) == 0 && !fin {
 		return nil
 	}
-	err := w.c.writeData(w.typ, b, w.first, fin)
-	w.first = false
+	err := w.send(b, fin)
 	*w.buf = b[:0]
+	return err
+}
+
+// send writes p as the message's next frame.
+func (w *messageWriter) send(p []byte, fin bool) error {
+	if w.first {
+		// A message known to be small goes uncompressed.
+		w.compressed = w.c.deflater != nil && (!fin || w.c.deflater.worthIt(len(p)))
+	}
+	err := w.c.writePart(w.typ, p, w.first, fin, w.compressed)
+	w.first = false
 	return err
 }
 

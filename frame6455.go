@@ -25,6 +25,9 @@ const (
 
 func (op opcode) isControl() bool { return op&0x8 != 0 }
 
+// rsv1 is the RSV1 bit in frameHeader.rsv: permessage-deflate's "compressed".
+const rsv1 = 0x4
+
 // maxControlPayload is the largest payload of a control frame (section 5.5).
 const maxControlPayload = 125
 
@@ -132,17 +135,20 @@ func maskBytes(key [4]byte, pos int, b []byte) int {
 
 // hybiCodec reads and writes RFC 6455 frames (also spoken by hybi-07/08).
 type hybiCodec struct {
-	c *Conn
+	c        *Conn
+	inflater *inflater // nil without permessage-deflate
 
 	// The message being read.
-	msgType   MessageType
-	started   bool  // a message is in progress
-	fin       bool  // the current frame is its last
-	remaining int64 // unread payload of the current frame
-	mask      [4]byte
-	maskPos   int
-	total     int64 // payload read so far, for the read limit
-	utf8      utf8Validator
+	msgType    MessageType
+	started    bool  // a message is in progress
+	compressed bool  // its payload is deflated
+	fin        bool  // the current frame is its last
+	remaining  int64 // unread payload of the current frame
+	mask       [4]byte
+	maskPos    int
+	raw        int64 // payload bytes read so far
+	total      int64 // message bytes read so far (inflated if compressed)
+	utf8       utf8Validator
 
 	ctrl [maxControlPayload]byte // control frame payloads (rmu)
 	hdr  [maxHeaderSize]byte     // header of the frame being written (wmu)
@@ -162,8 +168,11 @@ func (h *hybiCodec) readHeader() (frameHeader, error) {
 			return hdr, h.c.fail(pe.Code, pe.Reason)
 		case err != nil:
 			return hdr, err
-		case hdr.rsv != 0:
-			return hdr, h.c.fail(StatusProtocolError, "reserved bits set with no extension negotiated")
+		case hdr.rsv&^rsv1 != 0:
+			return hdr, h.c.fail(StatusProtocolError, "RSV2 or RSV3 set: no extension defines them")
+		case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
+			// permessage-deflate sets RSV1 on a message's first frame only.
+			return hdr, h.c.fail(StatusProtocolError, "RSV1 set with no extension defining it on this frame")
 		case !hdr.masked:
 			return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
 		}
@@ -246,17 +255,30 @@ func (h *hybiCodec) next() (MessageType, error) {
 		return 0, h.c.fail(StatusProtocolError, "continuation frame with no message started")
 	}
 	h.started = true
+	h.compressed = hdr.rsv&rsv1 != 0
 	h.msgType = MessageType(hdr.op)
-	h.total = 0
+	h.raw, h.total = 0, 0
 	h.utf8.reset()
 	if err := h.startFrame(hdr); err != nil {
 		return 0, err
 	}
+	if h.compressed {
+		h.inflater.start()
+	}
 	return h.msgType, nil
 }
 
+// compressedSlack is how much a compressed payload may exceed the read
+// limit (deflate's framing of incompressible data); the inflated size is
+// held to the limit itself.
+func compressedSlack(limit int64) int64 { return limit/16 + 1024 }
+
 func (h *hybiCodec) startFrame(hdr frameHeader) error {
-	if h.c.overLimit(h.total + hdr.length) {
+	size := h.raw + hdr.length
+	if h.compressed {
+		size -= compressedSlack(h.c.readLimit.Load())
+	}
+	if h.c.overLimit(size) {
 		return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.c.readLimit.Load()))
 	}
 	h.fin = hdr.fin
@@ -266,16 +288,42 @@ func (h *hybiCodec) startFrame(hdr frameHeader) error {
 	return nil
 }
 
+// read reads the message's content: its payload, inflated if compressed.
 func (h *hybiCodec) read(p []byte) (int, error) {
 	if !h.started {
 		return 0, io.EOF
 	}
+	var n int
+	var err error
+	if h.compressed {
+		n, err = h.inflater.read(p)
+		if err == errBadDeflate {
+			return 0, h.c.fail(StatusInvalidPayload, err.Error())
+		}
+	} else {
+		n, err = h.readPayload(p)
+	}
+	h.total += int64(n)
+	if h.compressed && h.c.overLimit(h.total) {
+		return 0, h.c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates beyond the read limit of %d bytes", h.c.readLimit.Load()))
+	}
+	if h.msgType == TextMessage && !h.utf8.write(p[:n]) {
+		return n, h.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+	}
+	if err == io.EOF {
+		h.started = false
+		if h.msgType == TextMessage && !h.utf8.complete() {
+			return n, h.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
+		}
+	}
+	return n, err
+}
+
+// readPayload reads the message's payload across its frames, unmasked;
+// io.EOF after the final frame.
+func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	for h.remaining == 0 {
 		if h.fin {
-			h.started = false
-			if h.msgType == TextMessage && !h.utf8.complete() {
-				return 0, h.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
-			}
 			return 0, io.EOF
 		}
 		hdr, err := h.readHeader()
@@ -295,42 +343,39 @@ func (h *hybiCodec) read(p []byte) (int, error) {
 	n, err := h.c.br.Read(p)
 	h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
 	h.remaining -= int64(n)
-	h.total += int64(n)
-	if h.msgType == TextMessage && !h.utf8.write(p[:n]) {
-		return n, h.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
-	}
+	h.raw += int64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
 
-func (h *hybiCodec) writeFrame(op opcode, fin bool, p []byte) error {
+func (h *hybiCodec) writeFrame(op opcode, fin, rsv1 bool, p []byte) error {
 	bw := h.c.bw
-	bw.Write(appendFrameHeader(h.hdr[:0], fin, op, false, len(p)))
+	bw.Write(appendFrameHeader(h.hdr[:0], fin, op, rsv1, len(p)))
 	_, err := bw.Write(p)
 	return err
 }
 
-func (h *hybiCodec) writeData(typ MessageType, p []byte, first, fin bool) error {
+func (h *hybiCodec) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {
 	op := opContinuation
 	if first {
 		op = opcode(typ)
 	}
-	return h.writeFrame(op, fin, p)
+	return h.writeFrame(op, fin, compressed && first, p)
 }
 
 func (h *hybiCodec) writeControl(op opcode, payload []byte) error {
-	return h.writeFrame(op, true, payload)
+	return h.writeFrame(op, true, false, payload)
 }
 
 // writeClose sends a close frame; code 0 sends one with no payload.
 func (h *hybiCodec) writeClose(code StatusCode, reason string) error {
 	if code == 0 {
-		return h.writeFrame(opClose, true, nil)
+		return h.writeFrame(opClose, true, false, nil)
 	}
 	var b [maxControlPayload]byte
 	binary.BigEndian.PutUint16(b[:], uint16(code))
 	n := copy(b[2:], reason)
-	return h.writeFrame(opClose, true, b[:2+n])
+	return h.writeFrame(opClose, true, false, b[:2+n])
 }

@@ -150,7 +150,7 @@ func unexpected(err error) error {
 	return err
 }
 
-func (x *hixieCodec) writeData(_ MessageType, p []byte, first, fin bool) error {
+func (x *hixieCodec) writeData(_ MessageType, p []byte, first, fin, _ bool) error {
 	if bytes.IndexByte(p, 0xFF) >= 0 {
 		return errInvalidHixieText
 	}

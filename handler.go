@@ -72,6 +72,10 @@ type Handler struct {
 	// first; the first one the client also offers is chosen.
 	Subprotocols []string
 
+	// Compression enables permessage-deflate (RFC 7692) for the clients
+	// that offer it; nil disables it.
+	Compression *CompressionOptions
+
 	// ReadLimit is the largest message accepted, in bytes (0: DefaultReadLimit;
 	// negative: no limit). Conn.SetReadLimit changes it per connection.
 	ReadLimit int64
@@ -147,6 +151,8 @@ type handshake struct {
 	offered    []string // subprotocols offered
 	protocol   string   // subprotocol chosen
 	accept     string   // RFC 6455 Sec-WebSocket-Accept
+	extensions string   // Sec-WebSocket-Extensions answer
+	deflate    *deflateParams
 	key1, key2 uint32   // hixie-76 key numbers
 }
 
@@ -209,7 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c := newConn(netConn, brw, hs, r, h.readLimit(), orDefault(h.CloseTimeout, DefaultCloseTimeout))
+	c := newConn(netConn, brw, hs, r, h)
 	h.track(c)
 	start := time.Now()
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
@@ -264,6 +270,12 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 		return nil, ref
 	}
 	hs.protocol = h.chooseSubprotocol(hs.offered)
+	if h.Compression != nil && hs.dialect.hybi() {
+		offers := parseExtensions(r.Header.Values("Sec-WebSocket-Extensions"))
+		if p, answer, ok := negotiateDeflate(offers, h.Compression); ok {
+			hs.deflate, hs.extensions = &p, answer
+		}
+	}
 	return hs, nil
 }
 

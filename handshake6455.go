@@ -57,5 +57,8 @@ func writeHybiAnswer(w *bufio.Writer, hs *handshake) {
 	if hs.protocol != "" {
 		w.WriteString("Sec-WebSocket-Protocol: " + hs.protocol + "\r\n")
 	}
+	if hs.extensions != "" {
+		w.WriteString("Sec-WebSocket-Extensions: " + hs.extensions + "\r\n")
+	}
 	w.WriteString("\r\n")
 }

@@ -1,0 +1,444 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// CompressionOptions configure permessage-deflate (RFC 7692).
+//
+// Without context takeover a connection holds no compression memory at all
+// between messages: messages are compressed statelessly (or with pooled
+// compressors) and inflated by pooled decompressors. With context takeover
+// each message may refer to the ones before, which compresses chatty
+// traffic much better; a connection then keeps the recent history of both
+// directions: at most 8 KiB of what it sent, plus the client's window (32
+// KiB, or 2^MaxWindowBits when the client lets the server bound it, as
+// browsers do).
+type CompressionOptions struct {
+	// ContextTakeover keeps the LZ77 history between messages.
+	ContextTakeover bool
+
+	// Threshold is the size below which messages are sent uncompressed
+	// (0: DefaultCompressionThreshold; negative: compress everything).
+	Threshold int
+
+	// Level is the flate level, 1 (fastest) to 9 (smallest); 0 uses a
+	// stateless encoder close to level 1 in speed and ratio. Windows below
+	// 15 bits have a single level of their own.
+	Level int
+
+	// MaxWindowBits (8-15; 0: 15) caps the LZ77 window of both directions
+	// where the client lets the server choose: it bounds the history a
+	// connection keeps with ContextTakeover.
+	MaxWindowBits int
+}
+
+// DefaultCompressionThreshold is the default size below which messages go
+// uncompressed: deflate's overhead outweighs its gain on tiny messages.
+const DefaultCompressionThreshold = 128
+
+// deflateParams are the parameters in force on a connection.
+type deflateParams struct {
+	serverNoTakeover, clientNoTakeover bool
+	serverBits, clientBits             int // window bits in use
+}
+
+// parseExtensions splits a Sec-WebSocket-Extensions field into offers:
+// each an extension name and its parameters (value "" when absent).
+// Quoted values are unquoted; a malformed offer comes back with ok false.
+type extensionOffer struct {
+	name   string
+	params []extensionParam
+	ok     bool
+}
+
+type extensionParam struct {
+	name, value string
+	hasValue    bool
+}
+
+func parseExtensions(values []string) []extensionOffer {
+	var offers []extensionOffer
+	for _, v := range values {
+		for _, element := range splitOutsideQuotes(v, ',') {
+			parts := splitOutsideQuotes(element, ';')
+			offer := extensionOffer{name: strings.TrimSpace(parts[0]), ok: true}
+			if !isToken(offer.name) {
+				if offer.name == "" && len(parts) == 1 {
+					continue // empty list element
+				}
+				offer.ok = false
+			}
+			for _, p := range parts[1:] {
+				name, value, hasValue := strings.Cut(p, "=")
+				param := extensionParam{name: strings.TrimSpace(name), hasValue: hasValue}
+				if hasValue {
+					var ok bool
+					if param.value, ok = unquoteToken(strings.TrimSpace(value)); !ok {
+						offer.ok = false
+					}
+				}
+				if !isToken(param.name) {
+					offer.ok = false
+				}
+				offer.params = append(offer.params, param)
+			}
+			offers = append(offers, offer)
+		}
+	}
+	return offers
+}
+
+// splitOutsideQuotes splits s at sep where sep is not inside a quoted string.
+func splitOutsideQuotes(s string, sep byte) []string {
+	var parts []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == sep && !quoted:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// unquoteToken returns a parameter value: a token, or a quoted string whose
+// content is a token (RFC 6455 section 9.1).
+func unquoteToken(v string) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		var b strings.Builder
+		for i := 1; i < len(v)-1; i++ {
+			if v[i] == '\\' {
+				i++
+				if i == len(v)-1 {
+					return "", false
+				}
+			}
+			b.WriteByte(v[i])
+		}
+		v = b.String()
+	}
+	return v, isToken(v)
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7F || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// windowBits parses a window size parameter: 8 to 15, no leading zero.
+func windowBits(v string) (int, bool) {
+	if len(v) == 0 || len(v) > 2 || v[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 8 && n <= 15
+}
+
+// negotiateDeflate accepts the first permessage-deflate offer whose
+// parameters are all known and valid, and returns the parameters in force
+// and the response element; ok is false when no offer is acceptable.
+func negotiateDeflate(offers []extensionOffer, opts *CompressionOptions) (p deflateParams, response string, ok bool) {
+	maxBits := opts.MaxWindowBits
+	if maxBits < 8 || maxBits > 15 {
+		maxBits = 15
+	}
+next:
+	for _, offer := range offers {
+		if offer.name != "permessage-deflate" || !offer.ok {
+			continue
+		}
+		p = deflateParams{serverBits: maxBits, clientBits: 15}
+		seen := map[string]bool{}
+		var serverBitsOffered, clientBitsOffered bool
+		for _, param := range offer.params {
+			if seen[param.name] {
+				continue next // a parameter may appear once (RFC 7692 section 7)
+			}
+			seen[param.name] = true
+			switch param.name {
+			case "server_no_context_takeover", "client_no_context_takeover":
+				if param.hasValue {
+					continue next
+				}
+				if param.name == "server_no_context_takeover" {
+					p.serverNoTakeover = true
+				} else {
+					p.clientNoTakeover = true
+				}
+			case "server_max_window_bits":
+				bits, valid := windowBits(param.value)
+				if !param.hasValue || !valid {
+					continue next
+				}
+				p.serverBits, serverBitsOffered = min(bits, maxBits), true
+			case "client_max_window_bits":
+				clientBitsOffered = true
+				if param.hasValue {
+					bits, valid := windowBits(param.value)
+					if !valid {
+						continue next
+					}
+					p.clientBits = bits
+				}
+				p.clientBits = min(p.clientBits, maxBits)
+			default:
+				continue next
+			}
+		}
+		if !opts.ContextTakeover {
+			p.serverNoTakeover, p.clientNoTakeover = true, true
+		}
+		var b strings.Builder
+		b.WriteString("permessage-deflate")
+		if p.serverNoTakeover {
+			b.WriteString("; server_no_context_takeover")
+		}
+		if p.clientNoTakeover {
+			b.WriteString("; client_no_context_takeover")
+		}
+		if serverBitsOffered {
+			b.WriteString("; server_max_window_bits=" + strconv.Itoa(p.serverBits))
+		}
+		if clientBitsOffered {
+			b.WriteString("; client_max_window_bits=" + strconv.Itoa(p.clientBits))
+		}
+		return p, b.String(), true
+	}
+	return deflateParams{}, "", false
+}
+
+// deflateTail ends every compressed message on the wire, where it is
+// omitted (RFC 7692 section 7.2.1); the final empty stored block after it
+// lets the inflater end the message with io.EOF.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+// maxStatelessDict is how much of the previous messages a compressor with
+// context takeover refers to.
+const maxStatelessDict = 8 << 10
+
+// deflater compresses the messages of one connection.
+type deflater struct {
+	params    deflateParams
+	level     int
+	threshold int
+	history   *history // what was sent, with context takeover
+}
+
+func newDeflater(p deflateParams, opts *CompressionOptions) *deflater {
+	d := &deflater{params: p, level: min(max(opts.Level, 0), 9), threshold: opts.Threshold}
+	if d.threshold == 0 {
+		d.threshold = DefaultCompressionThreshold
+	}
+	if !p.serverNoTakeover {
+		d.history = &history{size: min(1<<p.serverBits, maxStatelessDict)}
+	}
+	return d
+}
+
+// worthIt reports whether a message of n bytes is to be compressed.
+func (d *deflater) worthIt(n int) bool { return n >= d.threshold }
+
+// compress appends the compressed form of p, one part of a message, to dst.
+// The result ends with the 4-byte tail 0x00 0x00 0xff 0xff, which is
+// stripped from the message's last part only.
+func (d *deflater) compress(dst *bytes.Buffer, p []byte) error {
+	var dict []byte
+	if d.history != nil {
+		scratch := dictBufs.Get().(*[]byte)
+		defer dictBufs.Put(scratch)
+		dict = d.history.appendTo((*scratch)[:0])
+		d.history.write(p)
+	}
+	if d.params.serverBits == 15 && d.level == 0 {
+		return flate.StatelessDeflate(dst, p, false, dict)
+	}
+	w := getFlateWriter(d.params.serverBits, d.level)
+	defer putFlateWriter(d.params.serverBits, d.level, w)
+	w.ResetDict(dst, dict)
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// flateWriters pools compressors by window bits and level.
+var flateWriters sync.Map // [2]int{bits, level} -> *sync.Pool
+
+func getFlateWriter(bits, level int) *flate.Writer {
+	pool, _ := flateWriters.LoadOrStore([2]int{bits, level}, &sync.Pool{})
+	if w, ok := pool.(*sync.Pool).Get().(*flate.Writer); ok {
+		return w
+	}
+	var w *flate.Writer
+	if bits == 15 {
+		w, _ = flate.NewWriter(nil, level)
+	} else {
+		w, _ = flate.NewWriterWindow(nil, 1<<bits)
+	}
+	return w
+}
+
+func putFlateWriter(bits, level int, w *flate.Writer) {
+	w.Reset(nil)
+	pool, _ := flateWriters.Load([2]int{bits, level})
+	pool.(*sync.Pool).Put(w)
+}
+
+var dictBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<15); return &b }}
+
+// history keeps the last size bytes written, for context takeover.
+type history struct {
+	size int
+	buf  []byte // ring, allocated on first use
+	pos  int    // next write position
+	full bool
+}
+
+func (h *history) write(p []byte) {
+	if h.buf == nil {
+		h.buf = make([]byte, h.size)
+	}
+	if len(p) >= h.size {
+		copy(h.buf, p[len(p)-h.size:])
+		h.pos, h.full = 0, true
+		return
+	}
+	n := copy(h.buf[h.pos:], p)
+	if n < len(p) {
+		h.full = true
+		h.pos = copy(h.buf, p[n:])
+	} else if h.pos += n; h.pos == h.size {
+		h.pos, h.full = 0, true
+	}
+}
+
+// appendTo appends the history, oldest first.
+func (h *history) appendTo(dst []byte) []byte {
+	if h.full {
+		dst = append(dst, h.buf[h.pos:]...)
+	}
+	return append(dst, h.buf[:h.pos]...)
+}
+
+// inflater decompresses the messages of one connection. Between messages
+// it holds no decompressor, only the history with context takeover.
+type inflater struct {
+	history *history // what was received, with context takeover
+	src     deflateSource
+	br      *bufio.Reader // pooled while a message is read
+	fr      io.ReadCloser // pooled while a message is read
+}
+
+// deflateSource is a compressed message's payload followed by deflateTail.
+type deflateSource struct {
+	payload func([]byte) (int, error)
+	tail    int // bytes of deflateTail already read
+}
+
+func (s *deflateSource) Read(p []byte) (int, error) {
+	if s.tail == 0 {
+		n, err := s.payload(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	n := copy(p, deflateTail[s.tail:])
+	if s.tail += n; n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func newInflater(p deflateParams, payload func([]byte) (int, error)) *inflater {
+	f := &inflater{src: deflateSource{payload: payload}}
+	if !p.clientNoTakeover {
+		f.history = &history{size: 1 << p.clientBits}
+	}
+	return f
+}
+
+var (
+	flateReaders    sync.Pool
+	flateSourceBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	noInput         = bytes.NewReader(nil)
+)
+
+// start begins inflating the message whose payload src.payload reads.
+func (f *inflater) start() {
+	var dict []byte
+	if f.history != nil && f.history.buf != nil {
+		scratch := dictBufs.Get().(*[]byte)
+		defer dictBufs.Put(scratch)
+		dict = f.history.appendTo((*scratch)[:0])
+	}
+	f.src.tail = 0
+	// A *bufio.Reader is what the decompressor reads fastest.
+	f.br = flateSourceBufs.Get().(*bufio.Reader)
+	f.br.Reset(&f.src)
+	if fr, ok := flateReaders.Get().(io.ReadCloser); ok {
+		fr.(flate.Resetter).Reset(f.br, dict)
+		f.fr = fr
+	} else {
+		f.fr = flate.NewReaderDict(f.br, dict)
+	}
+}
+
+// read reads decompressed bytes; io.EOF at the end of the message.
+func (f *inflater) read(p []byte) (int, error) {
+	n, err := f.fr.Read(p)
+	if f.history != nil && n > 0 {
+		f.history.write(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		f.release()
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetError(err):
+		err = errBadDeflate
+	}
+	return n, err
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+}
+
+var errBadDeflate = errors.New("compressed message is not valid deflate data")
+
+// release returns the decompressor and its buffer to their pools.
+func (f *inflater) release() {
+	if f.fr == nil {
+		return
+	}
+	f.fr.(flate.Resetter).Reset(noInput, nil)
+	flateReaders.Put(f.fr)
+	f.br.Reset(nil)
+	flateSourceBufs.Put(f.br)
+	f.fr, f.br = nil, nil
+}
