@@ -153,7 +153,7 @@ type handshake struct {
 	accept     string   // RFC 6455 Sec-WebSocket-Accept
 	extensions string   // Sec-WebSocket-Extensions answer
 	deflate    *deflateParams
-	key1, key2 uint32   // hixie-76 key numbers
+	key1, key2 uint32 // hixie-76 key numbers
 }
 
 // Stats returns the handler's counters.
