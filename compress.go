@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,18 +414,20 @@ func (f *inflater) read(p []byte) (int, error) {
 	if f.history != nil && n > 0 {
 		f.history.write(p[:n])
 	}
+	var corrupt flate.CorruptInputError
+	var internal flate.InternalError
 	switch {
 	case err == io.EOF:
 		f.release()
-	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetError(err):
+		// A stream ended by a final block may leave payload unread: skip
+		// it, so that the framing stays in step.
+		if _, derr := io.Copy(io.Discard, readerFunc(f.src.payload)); derr != nil {
+			err = derr
+		}
+	case errors.As(err, &corrupt), errors.As(err, &internal):
 		err = errBadDeflate
 	}
 	return n, err
-}
-
-func isNetError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }
 
 var errBadDeflate = errors.New("compressed message is not valid deflate data")

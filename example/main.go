@@ -45,14 +45,17 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	test := &websocket.Handler{
-		Origins: cfg.origins,
-		Logger:  cfg.logger.With("endpoint", "/test"),
-		Serve:   func(c *websocket.Conn) { serveTest(c, cfg) },
+		Origins:     cfg.origins,
+		Logger:      cfg.logger.With("endpoint", "/test"),
+		Compression: &websocket.CompressionOptions{ContextTakeover: true}, // the pushes repeat themselves
+		Serve:       func(c *websocket.Conn) { serveTest(c, cfg) },
 	}
 	echo := &websocket.Handler{
 		Origins:   cfg.origins,
 		Logger:    cfg.logger.With("endpoint", "/echo"),
 		ReadLimit: 64 << 20, // room for conformance suites' large messages
+		// Stateless: no compression memory held between messages.
+		Compression: &websocket.CompressionOptions{},
 		Serve: websocket.Events{OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
 			c.WriteMessage(typ, msg) // fails only on a broken connection, which the next read reports
 		}}.Serve,
