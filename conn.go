@@ -69,8 +69,12 @@ type Conn struct {
 	deflater     *deflater // nil without permessage-deflate (msgMu)
 	req          *http.Request
 	closeTimeout time.Duration
+	writeTimeout time.Duration // <= 0: none
 	ctx          context.Context
 	cancel       context.CancelFunc
+	keepalive    *keepalive    // nil when not configured
+	heard        atomic.Uint64 // frames received, for keepalive
+	cause        atomic.Pointer[error]
 
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
@@ -79,10 +83,11 @@ type Conn struct {
 	readDone  chan struct{}
 	onPong    atomic.Pointer[func([]byte)]
 
-	msgMu     sync.Mutex // held for one whole data message
-	wmu       sync.Mutex // held for one frame
-	closeSent bool       // wmu
-	writeErr  error      // wmu; sticky
+	msgMu     sync.Mutex   // held for one whole data message
+	wmu       sync.Mutex   // held for one frame
+	closeSent bool         // wmu
+	writeErr  error        // wmu; sticky
+	deadline  atomic.Int64 // the user's write deadline, Unix ns; 0: none
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -98,7 +103,11 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 		extensions:   hs.extensions,
 		req:          req,
 		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
+		writeTimeout: h.WriteTimeout,
 		readDone:     make(chan struct{}),
+	}
+	if c.writeTimeout == 0 {
+		c.writeTimeout = DefaultWriteTimeout
 	}
 	c.ctx, c.cancel = context.WithCancel(req.Context())
 	c.readLimit.Store(h.readLimit())
@@ -113,6 +122,7 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 	default:
 		c.codec = &hybiCodec{c: c}
 	}
+	c.keepalive = startKeepalive(c, h)
 	return c
 }
 
@@ -148,15 +158,40 @@ func (c *Conn) overLimit(n int64) bool {
 	return limit >= 0 && n > limit
 }
 
-// SetDeadline sets the read and write deadlines of the underlying connection.
-func (c *Conn) SetDeadline(t time.Time) error { return c.netConn.SetDeadline(t) }
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.netConn.SetReadDeadline(t)
+}
 
 // SetReadDeadline sets the deadline for reads; a read that times out leaves
 // the connection unusable for reading, as its framing state is lost.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline for writes.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.netConn.SetWriteDeadline(t) }
+// SetWriteDeadline sets the deadline for writes; the handler's
+// WriteTimeout still bounds each write when it comes sooner. A write that
+// times out leaves the connection unusable for writing.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.deadline.Store(ns)
+	return c.netConn.SetWriteDeadline(t)
+}
+
+// armWriteDeadline bounds the write about to start (wmu held) by the write
+// timeout, or the user's deadline if that comes first.
+func (c *Conn) armWriteDeadline() {
+	if c.writeTimeout <= 0 {
+		return // the user's deadline, if any, is already set
+	}
+	d := time.Now().Add(c.writeTimeout).UnixNano()
+	if u := c.deadline.Load(); u != 0 && u < d {
+		d = u
+	}
+	c.netConn.SetWriteDeadline(time.Unix(0, d))
+}
 
 // SetPongHandler sets a function called with the payload of each pong the
 // peer sends (RFC 6455 dialects), on the reading goroutine. The payload is
@@ -246,7 +281,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 // report: a connection the server closed reads as ErrClosed.
 func (c *Conn) setReadErr(err error) error {
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
-		err = ErrClosed
+		err = c.closedErr()
 	}
 	var ce *CloseError
 	var pe *ProtocolError
@@ -369,6 +404,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	case c.writeErr != nil:
 		return c.writeErr
 	}
+	c.armWriteDeadline()
 	err := c.codec.writeData(typ, p, first, fin, compressed)
 	if err == nil {
 		err = c.bw.Flush()
@@ -382,7 +418,7 @@ func (c *Conn) setWriteErr(err error) error {
 		return err
 	}
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
-		err = ErrClosed
+		err = c.closedErr()
 	}
 	c.writeErr = err
 	return err
@@ -490,6 +526,7 @@ func (c *Conn) writeControl(op opcode, payload []byte) error {
 	case c.writeErr != nil:
 		return c.writeErr
 	}
+	c.armWriteDeadline()
 	err := c.codec.writeControl(op, payload)
 	if err == nil {
 		err = c.bw.Flush()
@@ -508,6 +545,7 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
+	c.armWriteDeadline()
 	err := c.codec.writeClose(code, reason)
 	if err == nil {
 		err = c.bw.Flush()
@@ -589,8 +627,20 @@ func (c *Conn) closeNow() error {
 	err := ErrClosed
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		if c.keepalive != nil {
+			go c.keepalive.stop() // stop may be called from the timer itself
+		}
 		err = c.netConn.Close()
 		c.cancel()
 	})
 	return err
+}
+
+// closedErr is what using a connection the server closed reports: why it
+// closed it, if it was for a silent peer.
+func (c *Conn) closedErr() error {
+	if cause := c.cause.Load(); cause != nil {
+		return *cause
+	}
+	return ErrClosed
 }

@@ -162,6 +162,7 @@ func (h *hybiCodec) inMessage() bool { return h.started }
 func (h *hybiCodec) readHeader() (frameHeader, error) {
 	for {
 		hdr, err := readFrameHeader(h.c.br)
+		h.c.heard.Add(1)
 		var pe *ProtocolError
 		switch {
 		case errors.As(err, &pe):

@@ -45,6 +45,7 @@ const (
 	DefaultReadLimit        = 1 << 20
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
+	DefaultWriteTimeout     = 15 * time.Second
 )
 
 // Handler accepts WebSocket connections of every dialect on one endpoint
@@ -87,6 +88,30 @@ type Handler struct {
 	// CloseTimeout bounds the wait for the peer's answer to a close
 	// (0: DefaultCloseTimeout).
 	CloseTimeout time.Duration
+
+	// WriteTimeout bounds each frame written, so that a client that stops
+	// reading cannot block a writer forever; the connection is unusable
+	// after a write times out (0: DefaultWriteTimeout; negative: none).
+	WriteTimeout time.Duration
+
+	// PingInterval, on RFC 6455 dialects, pings a peer silent for that
+	// long; if it stays silent PongTimeout longer (0: PingInterval), the
+	// connection is dropped and reads return ErrPongTimeout. This finds
+	// peers gone behind a NAT or a dead link. 0: no pings.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+
+	// IdleTimeout closes (1001, or the hixie close) a connection whose
+	// peer has sent nothing for that long; reads return ErrIdleTimeout.
+	// The hixie dialects have no ping: this is how to find their dead
+	// peers. 0: none.
+	IdleTimeout time.Duration
+
+	// TrustProxyHeaders takes the client's scheme and host from the
+	// Forwarded or X-Forwarded-Proto/-Host fields, for a server behind a
+	// TLS-terminating proxy: hixie clients are then answered wss://
+	// Locations. Set it only when such a proxy sets (or strips) them.
+	TrustProxyHeaders bool
 
 	// Fallback, if set, serves requests that are not WebSocket handshakes,
 	// which otherwise get 400.
@@ -263,10 +288,11 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 	if ref != nil {
 		return nil, ref
 	}
-	if !h.originAllowed(hs.origin, r.Host) {
+	scheme, host := h.clientURL(r)
+	if !h.originAllowed(hs.origin, host) {
 		return nil, &refusal{refOrigin, http.StatusForbidden, "origin not allowed"}
 	}
-	if ref := h.checkLocation(r, hs); ref != nil {
+	if ref := h.checkLocation(r, hs, scheme, host); ref != nil {
 		return nil, ref
 	}
 	hs.protocol = h.chooseSubprotocol(hs.offered)
@@ -402,30 +428,75 @@ func hostWithoutDefaultPort(scheme, host string) string {
 	return host
 }
 
-// checkLocation works out the URL the client asked for and, when a
-// Location is configured, refuses any other host or path. A configured
-// Location also gives the scheme: behind a TLS terminator the request
-// arrives in plain HTTP, yet the client asked for wss://.
-func (h *Handler) checkLocation(r *http.Request, hs *handshake) *refusal {
-	scheme := "ws"
+// clientURL is the scheme (ws or wss) and host the client connected to:
+// the request's, or a trusted proxy's account of them.
+func (h *Handler) clientURL(r *http.Request) (scheme, host string) {
+	scheme, host = "ws", r.Host
 	if r.TLS != nil {
 		scheme = "wss"
 	}
+	if !h.TrustProxyHeaders {
+		return scheme, host
+	}
+	proto, fhost := forwardedFields(r.Header)
+	if proto != "" {
+		scheme = "ws"
+		if strings.EqualFold(proto, "https") || strings.EqualFold(proto, "wss") {
+			scheme = "wss"
+		}
+	}
+	if fhost != "" {
+		host = fhost
+	}
+	return scheme, host
+}
+
+// forwardedFields reads proto and host from the first (client-side) element
+// of Forwarded (RFC 7239), else from X-Forwarded-Proto and -Host.
+func forwardedFields(header http.Header) (proto, host string) {
+	if f := header.Get("Forwarded"); f != "" {
+		first, _, _ := strings.Cut(f, ",")
+		for pair := range strings.SplitSeq(first, ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			value = strings.Trim(value, `"`)
+			switch strings.ToLower(name) {
+			case "proto":
+				proto = value
+			case "host":
+				host = value
+			}
+		}
+		return proto, host
+	}
+	proto, _, _ = strings.Cut(header.Get("X-Forwarded-Proto"), ",")
+	host, _, _ = strings.Cut(header.Get("X-Forwarded-Host"), ",")
+	return strings.TrimSpace(proto), strings.TrimSpace(host)
+}
+
+// checkLocation works out the URL the client asked for and, when a
+// Location is configured, refuses any other host or path. A wss:// Location
+// makes the answer wss:// even over plain HTTP: a TLS terminator in front.
+func (h *Handler) checkLocation(r *http.Request, hs *handshake, scheme, host string) *refusal {
 	var want *url.URL
 	if h.Location != "" {
 		var err error
 		if want, err = url.Parse(h.Location); err != nil {
 			return &refusal{refLocation, http.StatusInternalServerError, "Handler.Location is not a URL"}
 		}
-		scheme = strings.ToLower(want.Scheme)
+		if strings.EqualFold(want.Scheme, "wss") {
+			scheme = "wss"
+		}
 	}
-	host := hostWithoutDefaultPort(scheme, r.Host)
+	host = hostWithoutDefaultPort(scheme, host)
 	if host == "" {
 		return &refusal{refBadHandshake, http.StatusBadRequest, "missing Host"}
 	}
+	// The request as the client sent it, before any router (StripPrefix)
+	// rewrote r.URL.
 	resource := r.RequestURI
-	if !strings.HasPrefix(resource, "/") {
-		resource = r.URL.RequestURI()
+	requested, err := url.ParseRequestURI(resource)
+	if err != nil || !strings.HasPrefix(resource, "/") {
+		requested, resource = r.URL, r.URL.RequestURI()
 	}
 	hs.location = scheme + "://" + host + resource
 	if want == nil {
@@ -438,7 +509,7 @@ func (h *Handler) checkLocation(r *http.Request, hs *handshake) *refusal {
 	switch {
 	case hostWithoutDefaultPort(scheme, want.Host) != host:
 		return &refusal{refLocation, http.StatusBadRequest, "this endpoint is " + h.Location}
-	case wantPath != r.URL.EscapedPath():
+	case wantPath != requested.EscapedPath():
 		return &refusal{refLocation, http.StatusNotFound, "this endpoint is " + h.Location}
 	}
 	return nil

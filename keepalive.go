@@ -1,0 +1,100 @@
+package websocket
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// Errors a read returns when the server closed a connection whose peer
+// went silent.
+var (
+	ErrPongTimeout = errors.New("websocket: peer did not answer a ping in time")
+	ErrIdleTimeout = errors.New("websocket: peer was silent for longer than the idle timeout")
+)
+
+// keepalive watches a connection for a silent peer, with one timer and no
+// goroutine: the timer notices whether frames arrived (Conn.heard) since it
+// last fired.
+type keepalive struct {
+	c                     *Conn
+	interval, pongTimeout time.Duration // RFC 6455 dialects only
+	idle                  time.Duration
+
+	mu        sync.Mutex
+	timer     *time.Timer
+	seen      uint64    // Conn.heard when last looked at
+	lastHeard time.Time // when a change of Conn.heard was noticed
+	pingSent  time.Time // zero when no ping awaits its answer
+}
+
+// startKeepalive arms the timer if the handler asks for keepalive.
+func startKeepalive(c *Conn, h *Handler) *keepalive {
+	k := &keepalive{c: c, idle: h.IdleTimeout, lastHeard: time.Now()}
+	if c.dialect.hybi() && h.PingInterval > 0 {
+		k.interval = h.PingInterval
+		k.pongTimeout = orDefault(h.PongTimeout, h.PingInterval)
+	}
+	if k.interval <= 0 && k.idle <= 0 {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timer = time.AfterFunc(k.next(0), k.fire)
+	return k
+}
+
+// minCheck keeps a misconfigured tiny interval from spinning.
+const minCheck = 10 * time.Millisecond
+
+// next is how long until something may be due, given how long the peer
+// has been silent.
+func (k *keepalive) next(silent time.Duration) time.Duration {
+	d := time.Duration(1<<63 - 1)
+	if k.idle > 0 {
+		d = k.idle - silent
+	}
+	if k.interval > 0 {
+		if k.pingSent.IsZero() {
+			d = min(d, k.interval-silent)
+		} else {
+			d = min(d, k.pongTimeout-time.Since(k.pingSent))
+		}
+	}
+	return max(d, minCheck)
+}
+
+func (k *keepalive) fire() {
+	c := k.c
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c.closed.Load() {
+		return
+	}
+	now := time.Now()
+	if heard := c.heard.Load(); heard != k.seen {
+		k.seen, k.lastHeard, k.pingSent = heard, now, time.Time{}
+	}
+	silent := now.Sub(k.lastHeard)
+	switch {
+	case k.idle > 0 && silent >= k.idle:
+		c.cause.Store(&ErrIdleTimeout)
+		go c.closeHandshake(StatusGoingAway, "idle timeout")
+		return
+	case !k.pingSent.IsZero() && now.Sub(k.pingSent) >= k.pongTimeout:
+		// A dead peer will not answer a close either.
+		c.cause.Store(&ErrPongTimeout)
+		c.closeNow()
+		return
+	case k.interval > 0 && k.pingSent.IsZero() && silent >= k.interval:
+		k.pingSent = now
+		go c.writeControl(opPing, nil) // may block up to the write timeout
+	}
+	k.timer.Reset(k.next(silent))
+}
+
+func (k *keepalive) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timer.Stop()
+}
