@@ -271,11 +271,17 @@ func (d *deflater) compress(dst *bytes.Buffer, p []byte) error {
 		dict = d.history.appendTo((*scratch)[:0])
 		d.history.write(p)
 	}
-	if d.params.serverBits == 15 && d.level == 0 {
+	return deflate(dst, p, dict, d.params.serverBits, d.level)
+}
+
+// deflate appends p compressed with a window of 2^bits, referring to dict
+// as what came before, and ends with a sync flush.
+func deflate(dst *bytes.Buffer, p, dict []byte, bits, level int) error {
+	if bits == 15 && level == 0 {
 		return flate.StatelessDeflate(dst, p, false, dict)
 	}
-	w := getFlateWriter(d.params.serverBits, d.level)
-	defer putFlateWriter(d.params.serverBits, d.level, w)
+	w := getFlateWriter(bits, level)
+	defer putFlateWriter(bits, level, w)
 	w.ResetDict(dst, dict)
 	if _, err := w.Write(p); err != nil {
 		return err

@@ -396,6 +396,12 @@ func (c *Conn) checkType(typ MessageType) error {
 }
 
 func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {
+	return c.writeFrame(func() error { return c.codec.writeData(typ, p, first, fin, compressed) })
+}
+
+// writeFrame runs write, which puts one frame into bw, and sends it, under
+// wmu: unless a close was sent or writing failed before.
+func (c *Conn) writeFrame(write func() error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	switch {
@@ -404,8 +410,13 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	case c.writeErr != nil:
 		return c.writeErr
 	}
+	return c.flushFrame(write)
+}
+
+// flushFrame runs write and flushes bw within the write timeout (wmu held).
+func (c *Conn) flushFrame(write func() error) error {
 	c.armWriteDeadline()
-	err := c.codec.writeData(typ, p, first, fin, compressed)
+	err := write()
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -518,20 +529,7 @@ func (c *Conn) Ping(payload []byte) error {
 }
 
 func (c *Conn) writeControl(op opcode, payload []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	switch {
-	case c.closeSent:
-		return ErrClosed
-	case c.writeErr != nil:
-		return c.writeErr
-	}
-	c.armWriteDeadline()
-	err := c.codec.writeControl(op, payload)
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	return c.setWriteErr(err)
+	return c.writeFrame(func() error { return c.codec.writeControl(op, payload) })
 }
 
 // writeClose sends the close once; later calls return ErrClosed.
@@ -545,12 +543,7 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	c.armWriteDeadline()
-	err := c.codec.writeClose(code, reason)
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	return c.setWriteErr(err)
+	return c.flushFrame(func() error { return c.codec.writeClose(code, reason) })
 }
 
 // Close performs the closing handshake: it sends a close with code and

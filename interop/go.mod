@@ -9,3 +9,5 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/hybi/websocket v0.0.0
 )
+
+require github.com/klauspost/compress v1.20.3 // indirect

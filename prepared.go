@@ -1,0 +1,96 @@
+package websocket
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// PreparedMessage is a message encoded once per wire form, for sending the
+// same message to many connections: the hixie text frame, the RFC 6455 frame
+// (the same for hybi-07, -08 and RFC 6455), and one deflated frame per
+// compression setting in use. Forms are built when first needed.
+type PreparedMessage struct {
+	typ  MessageType
+	data []byte
+
+	mu       sync.Mutex
+	hixie    []byte
+	plain    []byte
+	deflated map[[2]int][]byte // by window bits and level
+}
+
+// NewPreparedMessage prepares a message of type typ; data must not change
+// afterwards.
+func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
+	if typ != TextMessage && typ != BinaryMessage {
+		return nil, fmt.Errorf("websocket: %v is not a data message type", typ)
+	}
+	return &PreparedMessage{typ: typ, data: data}, nil
+}
+
+// frame returns the message's encoding for c, and whether it is deflated.
+func (pm *PreparedMessage) frame(c *Conn) ([]byte, bool, error) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	switch d := c.deflater; {
+	case !c.dialect.hybi():
+		if pm.hixie == nil {
+			if bytes.IndexByte(pm.data, 0xFF) >= 0 {
+				return nil, false, errInvalidHixieText
+			}
+			pm.hixie = append(append(append(make([]byte, 0, len(pm.data)+2), 0x00), pm.data...), 0xFF)
+		}
+		return pm.hixie, false, nil
+	case d != nil && d.worthIt(len(pm.data)):
+		// Compressed without context, it is valid on a connection with
+		// context takeover too: it just refers to nothing before it.
+		key := [2]int{d.params.serverBits, d.level}
+		if f, ok := pm.deflated[key]; ok {
+			return f, true, nil
+		}
+		var buf bytes.Buffer
+		if err := deflate(&buf, pm.data, nil, key[0], key[1]); err != nil {
+			return nil, false, err
+		}
+		payload := buf.Bytes()
+		if !bytes.HasSuffix(payload, syncTail) {
+			return nil, false, errors.New("websocket: deflate output lacks its sync tail")
+		}
+		payload = payload[:len(payload)-len(syncTail)]
+		f := append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(payload)), true, opcode(pm.typ), true, len(payload)), payload...)
+		if pm.deflated == nil {
+			pm.deflated = make(map[[2]int][]byte)
+		}
+		pm.deflated[key] = f
+		return f, true, nil
+	default:
+		if pm.plain == nil {
+			pm.plain = append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(pm.data)), true, opcode(pm.typ), false, len(pm.data)), pm.data...)
+		}
+		return pm.plain, false, nil
+	}
+}
+
+// WritePreparedMessage writes pm. A binary message to a hixie connection
+// returns an error wrapping errors.ErrUnsupported, as WriteMessage does.
+func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
+	if err := c.checkType(pm.typ); err != nil {
+		return err
+	}
+	f, compressed, err := pm.frame(c)
+	if err != nil {
+		return err
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	if compressed && c.deflater.history != nil {
+		// The peer's window will hold the message: so must ours.
+		c.deflater.history.write(pm.data)
+	}
+	return c.writeFrame(func() error {
+		_, err := c.bw.Write(f)
+		return err
+	})
+}
