@@ -91,6 +91,8 @@ type Conn struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	hooksMu   sync.Mutex
+	onClose   []func() // run once closed (hooksMu)
 }
 
 func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
@@ -625,8 +627,27 @@ func (c *Conn) closeNow() error {
 		}
 		err = c.netConn.Close()
 		c.cancel()
+		c.hooksMu.Lock()
+		hooks := c.onClose
+		c.onClose = nil
+		c.hooksMu.Unlock()
+		for _, f := range hooks {
+			f()
+		}
 	})
 	return err
+}
+
+// afterClose runs f once the connection has closed: at once if it has.
+func (c *Conn) afterClose(f func()) {
+	c.hooksMu.Lock()
+	if !c.closed.Load() {
+		c.onClose = append(c.onClose, f)
+		c.hooksMu.Unlock()
+		return
+	}
+	c.hooksMu.Unlock()
+	f()
 }
 
 // closedErr is what using a connection the server closed reports: why it

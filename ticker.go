@@ -10,6 +10,12 @@ import (
 // fails; it returns why it stopped (ErrClosed once c has closed). A nil
 // message sends the server's date and time.
 func Tick(ctx context.Context, c *Conn, interval time.Duration, message func(time.Time) string) error {
+	return tick(ctx, c.Context().Done(), interval, message, c.WriteText)
+}
+
+// tick sends message(t) every interval until ctx ends, closed is closed
+// (ErrClosed) or send fails.
+func tick(ctx context.Context, closed <-chan struct{}, interval time.Duration, message func(time.Time) string, send func(string) error) error {
 	if message == nil {
 		message = ServerTime
 	}
@@ -19,10 +25,10 @@ func Tick(ctx context.Context, c *Conn, interval time.Duration, message func(tim
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.Context().Done():
+		case <-closed:
 			return ErrClosed
 		case now := <-t.C:
-			if err := c.WriteText(message(now)); err != nil {
+			if err := send(message(now)); err != nil {
 				return err
 			}
 		}
