@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,8 @@ type codec interface {
 	read(p []byte) (int, error)
 	// inMessage reports whether a message has been started and not read to its end.
 	inMessage() bool
+	// sizeHint guesses how much of the current message remains.
+	sizeHint() int
 	// writeData writes p as part of a message of type typ: first and fin
 	// say whether p starts and ends it, compressed whether it is deflated.
 	writeData(typ MessageType, p []byte, first, fin, compressed bool) error
@@ -206,17 +209,34 @@ func (c *Conn) SetPongHandler(f func(payload []byte)) {
 	c.onPong.Store(&f)
 }
 
-// ReadMessage reads the next whole data message.
+// ReadMessage reads the next whole data message into a new slice.
 func (c *Conn) ReadMessage() (MessageType, []byte, error) {
-	typ, r, err := c.NextReader()
+	return c.AppendMessage(nil)
+}
+
+// AppendMessage reads the next whole data message, appends it to dst and
+// returns the extended slice. Reading into a reused buffer
+// (buf, err = c.AppendMessage(buf[:0])) allocates nothing per message.
+func (c *Conn) AppendMessage(dst []byte) (MessageType, []byte, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	typ, err := c.nextLocked()
 	if err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return 0, nil, err
+	for {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, max(c.codec.sizeHint(), 512))
+		}
+		n, err := c.codec.read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		switch {
+		case err == io.EOF:
+			return typ, dst, nil
+		case err != nil:
+			return 0, dst, c.setReadErr(err)
+		}
 	}
-	return typ, b, nil
 }
 
 // NextReader waits for the next data message and returns its type and a

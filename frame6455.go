@@ -156,6 +156,15 @@ type hybiCodec struct {
 
 func (h *hybiCodec) inMessage() bool { return h.started }
 
+// sizeHint is the rest of the current frame: the whole message when it is
+// one uncompressed frame, the common case.
+func (h *hybiCodec) sizeHint() int {
+	if h.compressed {
+		return int(min(h.remaining*4, 1<<20))
+	}
+	return int(min(h.remaining, 1<<30))
+}
+
 // readHeader reads a frame header and enforces the rules that do not depend
 // on the message in progress; control frames are handled here entirely.
 // It returns only data frame headers.
@@ -163,11 +172,11 @@ func (h *hybiCodec) readHeader() (frameHeader, error) {
 	for {
 		hdr, err := readFrameHeader(h.c.br)
 		h.c.heard.Add(1)
-		var pe *ProtocolError
 		switch {
-		case errors.As(err, &pe):
-			return hdr, h.c.fail(pe.Code, pe.Reason)
 		case err != nil:
+			if pe, ok := err.(*ProtocolError); ok {
+				return hdr, h.c.fail(pe.Code, pe.Reason)
+			}
 			return hdr, err
 		case hdr.rsv&^rsv1 != 0:
 			return hdr, h.c.fail(StatusProtocolError, "RSV2 or RSV3 set: no extension defines them")

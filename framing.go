@@ -24,6 +24,9 @@ var errInvalidHixieText = errors.New("websocket: hixie text may not contain byte
 
 func (x *hixieCodec) inMessage() bool { return x.inText }
 
+// sizeHint is what is buffered: a browser's message usually arrives whole.
+func (x *hixieCodec) sizeHint() int { return x.c.br.Buffered() }
+
 func (x *hixieCodec) next() (MessageType, error) {
 	br := x.c.br
 	for {

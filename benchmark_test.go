@@ -1,0 +1,121 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// replayConn is a net.Conn whose reads replay the same bytes forever and
+// whose writes are discarded: it measures the codec without the network.
+type replayConn struct {
+	net.Conn
+	data []byte
+	pos  int
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	n := copy(p, r.data[r.pos:])
+	r.pos = (r.pos + n) % len(r.data)
+	return n, nil
+}
+
+func (r *replayConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (r *replayConn) SetWriteDeadline(time.Time) error { return nil }
+func (r *replayConn) SetReadDeadline(time.Time) error  { return nil }
+func (r *replayConn) Close() error                     { return nil }
+func (r *replayConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (r *replayConn) CloseWrite() error                { return nil }
+func (r *replayConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (r *replayConn) SetDeadline(t time.Time) error    { return nil }
+
+func benchConn(d Dialect, wire []byte, h *Handler) *Conn {
+	rc := &replayConn{data: wire}
+	brw := bufio.NewReadWriter(bufio.NewReaderSize(rc, 4096), bufio.NewWriterSize(rc, 4096))
+	return newConn(rc, brw, &handshake{dialect: d}, httptest.NewRequest("GET", "/", nil), h)
+}
+
+var benchSizes = []int{32, 1 << 10, 16 << 10}
+
+func BenchmarkReadMessage(b *testing.B) {
+	for _, d := range []Dialect{RFC6455, Hixie76} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
+				msg := bytes.Repeat([]byte("x"), n)
+				wire := clientFrame(true, 1, msg)
+				if !d.hybi() {
+					wire = append(append([]byte{0}, msg...), 0xFF)
+				}
+				c := benchConn(d, wire, &Handler{})
+				buf := make([]byte, 0, n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					if _, buf, err = c.AppendMessage(buf[:0]); err != nil || len(buf) != n {
+						b.Fatal(err, len(buf))
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkWriteMessage(b *testing.B) {
+	for _, d := range []Dialect{RFC6455, Hixie76} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
+				c := benchConn(d, []byte{0}, &Handler{})
+				msg := bytes.Repeat([]byte("x"), n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.WriteMessage(TextMessage, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkFrameHeader(b *testing.B) {
+	hdr := clientFrame(true, 2, make([]byte, 1000))[:8]
+	r := bytes.NewReader(nil)
+	br := bufio.NewReader(r)
+	var out [maxHeaderSize]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(hdr)
+		br.Reset(r)
+		if h, err := readFrameHeader(br); err != nil || h.length != 1000 {
+			b.Fatal(err)
+		}
+		appendFrameHeader(out[:0], true, opBinary, false, 1000)
+	}
+}
+
+// BenchmarkHandshake measures whole RFC 6455 handshakes over loopback TCP,
+// from dial to the server's close.
+func BenchmarkHandshake(b *testing.B) {
+	srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {}})
+	defer srv.Close()
+	req := []byte(handshakeRequest(RFC6455, "localhost", "/"))
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Write(req)
+		if n, err := conn.Read(buf); err != nil || !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 101")) {
+			b.Fatal(err, string(buf[:n]))
+		}
+		conn.Close()
+	}
+}
