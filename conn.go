@@ -63,8 +63,10 @@ type codec interface {
 // whole, in the order the writers got to it.
 type Conn struct {
 	netConn      net.Conn
-	br           *bufio.Reader
-	bw           *bufio.Writer
+	br           *connReader
+	bw           *bufio.Writer // pooled, only while a frame is written (wmu)
+	iov          net.Buffers   // vectored writes (wmu)
+	iovArr       [3][]byte     // what iov points into
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
@@ -99,10 +101,11 @@ type Conn struct {
 }
 
 func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
+	// What the client sent after the handshake may sit in net/http's reader.
+	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	c := &Conn{
 		netConn:      netConn,
-		br:           brw.Reader,
-		bw:           brw.Writer,
+		br:           newConnReader(netConn, buffered),
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
 		extensions:   hs.extensions,
@@ -114,7 +117,9 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
-	c.ctx, c.cancel = context.WithCancel(req.Context())
+	// The request's values, not its cancellation: net/http cancels it when
+	// ServeHTTP returns, right after the handshake.
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(req.Context()))
 	c.readLimit.Store(h.readLimit())
 	switch {
 	case !hs.dialect.hybi():
@@ -127,7 +132,7 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 	default:
 		c.codec = &hybiCodec{c: c}
 	}
-	c.keepalive = startKeepalive(c, h)
+	startKeepalive(c, h)
 	return c
 }
 
@@ -436,13 +441,41 @@ func (c *Conn) writeFrame(write func() error) error {
 }
 
 // flushFrame runs write and flushes bw within the write timeout (wmu held).
+// bw comes from a pool for the frame: an idle connection holds none.
 func (c *Conn) flushFrame(write func() error) error {
 	c.armWriteDeadline()
+	c.bw = frameWriters.Get().(*bufio.Writer)
+	c.bw.Reset(c.netConn)
 	err := write()
 	if err == nil {
 		err = c.bw.Flush()
 	}
+	c.bw.Reset(nil)
+	frameWriters.Put(c.bw)
+	c.bw = nil
 	return c.setWriteErr(err)
+}
+
+var frameWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// writeBuffered writes pre, p and post, a frame: through bw when it fits,
+// else what bw holds and the three with one vectored write, sparing a copy
+// of p (wmu held).
+func (c *Conn) writeBuffered(pre, p, post []byte) error {
+	if len(pre)+len(p)+len(post) <= c.bw.Available() {
+		c.bw.Write(pre)
+		c.bw.Write(p)
+		_, err := c.bw.Write(post)
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.iovArr = [3][]byte{pre, p, post}
+	c.iov = c.iovArr[:]
+	_, err := c.iov.WriteTo(c.netConn) // consumes c.iov
+	c.iovArr = [3][]byte{}
+	return err
 }
 
 // setWriteErr keeps err (wmu held) if it leaves the stream broken.
@@ -465,12 +498,12 @@ func (c *Conn) NextWriter(typ MessageType) (io.WriteCloser, error) {
 		return nil, err
 	}
 	c.msgMu.Lock()
-	return &messageWriter{c: c, typ: typ, first: true, buf: writeBufs.Get().(*[]byte)}, nil
+	return &messageWriter{c: c, typ: typ, first: true, buf: messageBufs.Get().(*[]byte)}, nil
 }
 
 const writeBufSize = 4096
 
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+var messageBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
 
 type messageWriter struct {
 	c          *Conn
@@ -532,7 +565,7 @@ func (w *messageWriter) Close() error {
 		return errWriterClosed
 	}
 	err := w.flush(true)
-	writeBufs.Put(w.buf)
+	messageBufs.Put(w.buf)
 	w.buf = nil
 	w.c.msgMu.Unlock()
 	return err

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,10 +40,17 @@ type frameHeader struct {
 	mask   [4]byte
 }
 
+// frameSource is what frame headers are read from: a connReader, or a
+// bufio.Reader in tests.
+type frameSource interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
 // readFrameHeader decodes one frame header from br. It rejects what no
 // extension could make valid here; what depends on the connection's state
 // (masking, reserved bits, opcode sequencing) is checked by the caller.
-func readFrameHeader(br *bufio.Reader) (frameHeader, error) {
+func readFrameHeader(br frameSource) (frameHeader, error) {
 	var h frameHeader
 	b, err := br.Peek(2)
 	if err != nil {
@@ -338,7 +344,7 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 		}
 		hdr, err := h.readHeader()
 		if err != nil {
-			return 0, err
+			return 0, unexpected(err) // the message is not over: EOF is not its end
 		}
 		if hdr.op != opContinuation {
 			return 0, h.c.fail(StatusProtocolError, "new data frame inside a fragmented message")
@@ -351,6 +357,7 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 		p = p[:h.remaining]
 	}
 	n, err := h.c.br.Read(p)
+	h.c.heard.Add(1) // a long frame trickling in is a peer alive
 	h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
 	h.remaining -= int64(n)
 	h.raw += int64(n)
@@ -361,10 +368,7 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 }
 
 func (h *hybiCodec) writeFrame(op opcode, fin, rsv1 bool, p []byte) error {
-	bw := h.c.bw
-	bw.Write(appendFrameHeader(h.hdr[:0], fin, op, rsv1, len(p)))
-	_, err := bw.Write(p)
-	return err
+	return h.c.writeBuffered(appendFrameHeader(h.hdr[:0], fin, op, rsv1, len(p)), p, nil)
 }
 
 func (h *hybiCodec) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {

@@ -159,18 +159,17 @@ func (x *hixieCodec) writeData(_ MessageType, p []byte, first, fin, _ bool) erro
 	if bytes.IndexByte(p, 0xFF) >= 0 {
 		return errInvalidHixieText
 	}
-	bw := x.c.bw
+	var pre, post []byte
 	if first {
-		bw.WriteByte(0x00)
-		x.writing = true
+		pre, x.writing = hixieStart, true
 	}
-	_, err := bw.Write(p)
 	if fin {
-		x.writing = false
-		err = bw.WriteByte(0xFF)
+		post, x.writing = hixieEnd, false
 	}
-	return err
+	return x.c.writeBuffered(pre, p, post)
 }
+
+var hixieStart, hixieEnd = []byte{0x00}, []byte{0xFF}
 
 func (x *hixieCodec) writeControl(opcode, []byte) error { return errors.ErrUnsupported }
 

@@ -119,29 +119,36 @@ func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
 	if size <= 0 {
 		size = DefaultQueueSize
 	}
+	var slow []*Conn
 	g.mu.RLock()
-	defer g.mu.RUnlock()
 	for _, m := range g.members {
 		if pm.typ == BinaryMessage && !m.c.dialect.hybi() {
 			continue
 		}
-		g.enqueue(m, pm, size)
+		if !g.enqueue(m, pm, size) {
+			slow = append(slow, m.c)
+		}
+	}
+	g.mu.RUnlock()
+	// Closing removes the member, which takes the lock: so only now.
+	for _, c := range slow {
+		if c.cause.CompareAndSwap(nil, &ErrSlowConsumer) {
+			g.disconnected.Add(1)
+		}
+		c.closeNow()
 	}
 }
 
-func (g *Group) enqueue(m *member, pm *PreparedMessage, size int) {
+// enqueue queues pm to m; it reports false if m is to be disconnected.
+func (g *Group) enqueue(m *member, pm *PreparedMessage, size int) bool {
 	m.mu.Lock()
 	if len(m.queue)-m.head >= size {
 		m.mu.Unlock()
 		if g.Slow == DropMessages {
 			g.dropped.Add(1)
-			return
+			return true
 		}
-		if m.c.cause.CompareAndSwap(nil, &ErrSlowConsumer) {
-			g.disconnected.Add(1)
-		}
-		m.c.closeNow()
-		return
+		return false
 	}
 	m.queue = append(m.queue, pm)
 	start := !m.sending
@@ -150,6 +157,7 @@ func (g *Group) enqueue(m *member, pm *PreparedMessage, size int) {
 	if start {
 		go m.send()
 	}
+	return true
 }
 
 // send writes the member's queue until it is empty.

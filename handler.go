@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,9 +54,12 @@ const (
 // and calls Serve with each. Its zero value with Serve set is ready to use;
 // it must not be copied after first use.
 type Handler struct {
-	// Serve is called with each accepted connection, in the request's
-	// goroutine. When it returns, the connection is closed with 1000 (or
-	// the hixie close); if it panics, with 1011.
+	// Serve is called with each accepted connection, on a goroutine of its
+	// own: ServeHTTP returns once the handshake is done, which frees what
+	// net/http kept for the request. The request's context is then
+	// canceled; Conn.Context lasts as long as the connection. When Serve
+	// returns, the connection is closed with 1000 (or the hixie close); if
+	// it panics, with 1011, and the panic is logged.
 	Serve func(*Conn)
 
 	// Origins lists the origins allowed to connect: full origins
@@ -221,10 +226,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, ref)
 		return
 	}
-	defer h.serving.Done()
-
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		h.serving.Done()
 		h.log(slog.LevelError, "hijack failed", r, slog.String("error", err.Error()))
 		http.Error(w, "websocket: cannot take over this connection", http.StatusInternalServerError)
 		return
@@ -237,25 +241,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refused[reason].Add(1)
 		h.log(slog.LevelInfo, "handshake dropped", r, slog.String("dialect", hs.dialect.String()), slog.String("error", err.Error()))
 		netConn.Close()
+		h.serving.Done()
 		return
 	}
 
 	c := newConn(netConn, brw, hs, r, h)
 	h.track(c)
-	start := time.Now()
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
+	// Serve runs on a goroutine of its own, so that this one returns and
+	// net/http lets go of what it kept for the request (its buffers, a
+	// stack grown by the parsing): an idle connection costs a few KB.
+	go h.serve(c)
+}
+
+// serve runs the callback, then closes the connection properly: 1000, or
+// 1011 if the callback panicked (the panic is logged, not repeated).
+func (h *Handler) serve(c *Conn) {
+	defer h.serving.Done()
+	start := time.Now()
 	defer func() {
 		code := StatusNormalClosure
-		p := recover()
-		if p != nil {
+		if p := recover(); p != nil {
 			code = StatusInternalError
+			stack := make([]byte, 16<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			if h.Logger != nil {
+				h.log(slog.LevelError, "panic in Serve", c.req, slog.Any("panic", p), slog.String("stack", string(stack)))
+			} else {
+				log.Printf("websocket: panic serving %s: %v\n%s", c.req.RemoteAddr, p, stack)
+			}
 		}
 		c.closeHandshake(code, "")
 		h.untrack(c)
-		h.log(slog.LevelInfo, "connection closed", r, slog.String("dialect", hs.dialect.String()), slog.Duration("duration", time.Since(start)))
-		if p != nil {
-			panic(p)
-		}
+		h.log(slog.LevelInfo, "connection closed", c.req, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
 	}()
 	h.Serve(c)
 }
@@ -268,6 +286,9 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 	}
 	if r.Method != http.MethodGet {
 		return nil, &refusal{refBadHandshake, http.StatusMethodNotAllowed, "a WebSocket handshake must use GET"}
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return nil, &refusal{refBadHandshake, http.StatusBadRequest, "a WebSocket handshake needs HTTP/1.1"}
 	}
 	hs := &handshake{}
 	var ref *refusal

@@ -29,19 +29,19 @@ type keepalive struct {
 }
 
 // startKeepalive arms the timer if the handler asks for keepalive.
-func startKeepalive(c *Conn, h *Handler) *keepalive {
+func startKeepalive(c *Conn, h *Handler) {
 	k := &keepalive{c: c, idle: h.IdleTimeout, lastHeard: time.Now()}
 	if c.dialect.hybi() && h.PingInterval > 0 {
 		k.interval = h.PingInterval
 		k.pongTimeout = orDefault(h.PongTimeout, h.PingInterval)
 	}
 	if k.interval <= 0 && k.idle <= 0 {
-		return nil
+		return
 	}
+	c.keepalive = k // before the timer can fire and read it
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.timer = time.AfterFunc(k.next(0), k.fire)
-	return k
 }
 
 // minCheck keeps a misconfigured tiny interval from spinning.

@@ -140,7 +140,35 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 	if err := chromedp.Do(tabCtx); err != nil {
 		t.Fatalf("starting %s: %v", execPath, err)
 	}
-	err := chromedp.Listen(tabCtx, func(ev any) {
+	b.listen()
+	t.Logf("browser: %s", execPath)
+	return b
+}
+
+// newTab opens another tab in b's browser.
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	tabCtx, cancel := chromedp.NewContext(b.ctx)
+	tab := &browser{t: b.t, ctx: tabCtx}
+	b.t.Cleanup(func() {
+		closeCtx, cancelClose := context.WithTimeout(tabCtx, 10*time.Second)
+		defer cancelClose()
+		if err := chromedp.Cancel(closeCtx); err != nil && !errors.Is(err, context.Canceled) {
+			b.t.Logf("closing a tab: %v", err)
+		}
+		cancel()
+	})
+	if err := chromedp.Do(tabCtx); err != nil {
+		b.t.Fatalf("opening a tab: %v", err)
+	}
+	tab.listen()
+	return tab
+}
+
+// listen records the tab's uncaught exceptions and console messages.
+func (b *browser) listen() {
+	b.t.Helper()
+	err := chromedp.Listen(b.ctx, func(ev any) {
 		switch ev := ev.(type) {
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
@@ -166,10 +194,8 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 		}
 	})
 	if err != nil {
-		t.Fatalf("listening to the page's events: %v", err)
+		b.t.Fatalf("listening to the page's events: %v", err)
 	}
-	t.Logf("browser: %s", execPath)
-	return b
 }
 
 // step runs an action, bounded by browserStepTimeout, and fails the test with
@@ -654,3 +680,103 @@ const echoTestsJS = `(async () => {
 		new Promise((resolve) => setTimeout(() => resolve({ code: 0, reason: 'timed out waiting for the close', wasClean: false }), 15000))]);
 	return report;
 })()`
+
+// chooseChatJS picks /chat in the page's endpoint selector, as a user does
+// (the change event rewrites the URL box), and returns the URL box.
+const chooseChatJS = `(() => {
+	const endpoint = document.getElementById('endpoint');
+	endpoint.value = '/chat';
+	endpoint.dispatchEvent(new Event('change'));
+	return document.getElementById('url').value;
+})()`
+
+// TestBrowserChat opens the page in two tabs of one browser and connects
+// both to /chat: each tab sees the other join; a message typed in either
+// tab appears in both logs with its sender's name; a tab that disconnects
+// is seen leaving.
+func TestBrowserChat(t *testing.T) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
+	t.Cleanup(cancel) // after the browser's and the server's cleanups
+
+	handler, shutdown := newServer(config{interval: time.Hour})
+	srv := httptest.NewServer(handler)
+	t.Cleanup(func() {
+		srv.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	host := srv.Listener.Addr().String()
+
+	tabA := startBrowser(t, ctx)
+	tabB := tabA.newTab()
+	t.Logf("browser and two tabs ready after %v", time.Since(start).Round(time.Millisecond))
+
+	// join loads the page in tab, connects it to /chat and waits for its
+	// welcome and its own join notice; it returns the notice's index.
+	join := func(tab *browser, user, others int) int {
+		t.Helper()
+		step(tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
+		step(tab, "waiting for the page", chromedp.WaitVisible(chromedp.ID("log")))
+		if got, want := step(tab, "choosing /chat", chromedp.Evaluate[string](chooseChatJS)), "ws://"+host+"/chat"; got != want {
+			tab.fatalf("URL box %q after choosing /chat, want %q", got, want)
+		}
+		step(tab, "clicking Connect", chromedp.Click(chromedp.ID("connect")))
+		atWelcome := tab.waitLog("the welcome", lineAfter(-1, "received",
+			exactly(fmt.Sprintf("received: Welcome to the chat, user %d! %d other(s) here.", user, others))))
+		return tab.waitLog("its own join", lineAfter(atWelcome, "received", exactly(fmt.Sprintf("received: user %d joined", user))))
+	}
+	atA := join(tabA, 1, 0)
+	atB := join(tabB, 2, 1)
+	atA = tabA.waitLog("user 2 joining", lineAfter(atA, "received", exactly("received: user 2 joined")))
+
+	// say types text into tab's message box and sends it; both tabs log it
+	// with the sender's name.
+	say := func(tab *browser, user int, text string) {
+		t.Helper()
+		step(tab, "typing the message", chromedp.SendKeys(chromedp.ID("message"), text))
+		step(tab, "clicking Send", chromedp.Click(chromedp.ID("send")))
+		tab.waitLog("the sent message", lineAfter(-1, "sent", exactly("sent: "+text)))
+		relayed := exactly(fmt.Sprintf("received: user %d: %s", user, text))
+		atA = tabA.waitLog("the relayed message in tab A", lineAfter(atA, "received", relayed))
+		atB = tabB.waitLog("the relayed message in tab B", lineAfter(atB, "received", relayed))
+	}
+	say(tabA, 1, "Hello from tab A: κόσμε ✓")
+	say(tabB, 2, "And hello from tab B 🎉")
+
+	// Tab B leaves: tab A is told.
+	step(tabB, "clicking Disconnect", chromedp.Click(chromedp.ID("disconnect")))
+	tabB.waitLog("the clean close", lineAfter(atB, "", regexp.MustCompile(`^closed: code 1000(, reason "user disconnected")?, wasClean true$`)))
+	atA = tabA.waitLog("user 2 leaving", lineAfter(atA, "received", exactly("received: user 2 left")))
+
+	if png, err := chromedp.Run(tabA.ctx, chromedp.FullScreenshot(100)); err != nil {
+		t.Errorf("taking a screenshot: %v", err)
+	} else if path, err := saveArtifact(t.Name()+".png", png); err != nil {
+		t.Errorf("saving the screenshot: %v", err)
+	} else {
+		t.Logf("screenshot of tab A: %s", path)
+	}
+
+	step(tabA, "clicking Disconnect", chromedp.Click(chromedp.ID("disconnect")))
+	tabA.waitLog("the clean close", lineAfter(atA, "", regexp.MustCompile(`^closed: code 1000(, reason "user disconnected")?, wasClean true$`)))
+	waitStats(t, ctx, srv, "/chat closed", func(s map[string]websocket.Stats) bool {
+		return s["/chat"].Accepted == 2 && s["/chat"].Active == 0
+	})
+
+	for name, tab := range map[string]*browser{"A": tabA, "B": tabB} {
+		for _, l := range tab.logLines() {
+			if l.Kind == "error" {
+				tab.errorf("tab %s: unexpected line: %s", name, l)
+			}
+		}
+		tab.mu.Lock()
+		for _, e := range tab.exceptions {
+			t.Errorf("tab %s: page exception: %s", name, e)
+		}
+		tab.mu.Unlock()
+	}
+	t.Logf("scenario done after %v", time.Since(start).Round(time.Millisecond))
+}

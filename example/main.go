@@ -1,7 +1,8 @@
 // Command example is the classic WebSocket demo of 2010 in Go: a page that
 // connects, sends and logs what happens; /test, which greets its client,
-// pushes the server's time and echoes; and /echo. Both endpoints speak every
-// dialect from draft-hixie-75 to RFC 6455.
+// pushes the server's time (one timer for all its clients) and echoes;
+// /echo; and /chat, a chat room. Every endpoint speaks every dialect from
+// draft-hixie-75 to RFC 6455, so old and new clients meet in the same room.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,16 +41,31 @@ type config struct {
 
 // newServer returns the app's routes and a function that shuts down its
 // WebSocket endpoints, whose hijacked connections http.Server.Shutdown
-// neither closes nor waits for.
+// neither closes nor waits for, and stops /test's timer.
 func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	// The clients of /test, which one timer pushes the time to. A client
+	// too slow to take a push misses it, rather than being disconnected.
+	pushed := &websocket.Group{Slow: websocket.DropMessages}
 	test := &websocket.Handler{
 		Origins:     cfg.origins,
 		Logger:      cfg.logger.With("endpoint", "/test"),
-		Compression: &websocket.CompressionOptions{ContextTakeover: true}, // the pushes repeat themselves
-		Serve:       func(c *websocket.Conn) { serveTest(c, cfg) },
+		Compression: &websocket.CompressionOptions{ContextTakeover: true}, // the echoes may repeat themselves
+		Serve:       func(c *websocket.Conn) { serveTest(c, pushed, cfg) },
+	}
+	tickCtx, stopTicking := context.WithCancel(context.Background())
+	var ticking sync.WaitGroup
+	ticking.Go(func() { pushed.Tick(tickCtx, cfg.interval, nil) })
+
+	room := &chatRoom{logger: cfg.logger}
+	chat := &websocket.Handler{
+		Origins:     cfg.origins,
+		Logger:      cfg.logger.With("endpoint", "/chat"),
+		ReadLimit:   64 << 10, // chat lines, not files
+		Compression: &websocket.CompressionOptions{},
+		Serve:       room.serve,
 	}
 	echo := &websocket.Handler{
 		Origins:   cfg.origins,
@@ -67,36 +84,37 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	})
 	r.Handle("/test", test)
 	r.Handle("/echo", echo)
+	r.Handle("/chat", chat)
 	r.Get("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]websocket.Stats{"/test": test.Stats(), "/echo": echo.Stats()})
+		json.NewEncoder(w).Encode(map[string]websocket.Stats{"/test": test.Stats(), "/echo": echo.Stats(), "/chat": chat.Stats()})
 	})
 
-	// Both at once, so that clients slow to answer a close on one endpoint
-	// do not hold up the other's.
+	// The endpoints all at once, so that clients slow to answer a close on
+	// one endpoint do not hold up the others'.
 	shutdown := func(ctx context.Context) error {
+		stopTicking()
+		ticking.Wait()
+		handlers := []*websocket.Handler{test, echo, chat}
+		errs := make([]error, len(handlers))
 		var wg sync.WaitGroup
-		var testErr error
-		wg.Go(func() { testErr = test.Shutdown(ctx) })
-		echoErr := echo.Shutdown(ctx)
+		for i, h := range handlers {
+			wg.Go(func() { errs[i] = h.Shutdown(ctx) })
+		}
 		wg.Wait()
-		return errors.Join(testErr, echoErr)
+		return errors.Join(errs...)
 	}
 	return r, shutdown
 }
 
 // serveTest is the classic demo: a greeting, then the server's time every
-// interval, and each message the client sends logged and echoed back
-// unchanged. It returns once the ticker has stopped.
-func serveTest(c *websocket.Conn, cfg config) {
+// interval, pushed to every client of /test at once by pushed's ticker, and
+// each message the client sends logged and echoed back unchanged.
+func serveTest(c *websocket.Conn, pushed *websocket.Group, cfg config) {
 	if c.WriteText(greeting) != nil {
 		return
 	}
-	ctx, stop := context.WithCancel(c.Context())
-	var ticker sync.WaitGroup
-	ticker.Go(func() { websocket.Tick(ctx, c, cfg.interval, nil) })
-	defer ticker.Wait()
-	defer stop()
+	pushed.Add(c) // after the greeting, which comes first; it leaves on close
 	for {
 		typ, msg, err := c.ReadMessage()
 		if err != nil {
@@ -110,6 +128,44 @@ func serveTest(c *websocket.Conn, cfg config) {
 		if c.WriteMessage(typ, msg) != nil {
 			return
 		}
+	}
+}
+
+// chatRoom is /chat: every message a member sends goes to every member,
+// its sender included, prefixed with the sender's name; members of every
+// dialect share the room.
+type chatRoom struct {
+	members websocket.Group // a member that cannot keep up is disconnected
+	users   atomic.Int64    // numbers the members' names
+	logger  *slog.Logger
+}
+
+// serve runs one member: a welcome that tells it its name, the join notice
+// to all, then each message it sends relayed to all, until it leaves.
+func (room *chatRoom) serve(c *websocket.Conn) {
+	name := fmt.Sprintf("user %d", room.users.Add(1))
+	others := room.members.Len()
+	if c.WriteText(fmt.Sprintf("Welcome to the chat, %s! %d other(s) here.", name, others)) != nil {
+		return
+	}
+	room.members.Add(c)
+	room.members.BroadcastText(name + " joined")
+	defer func() {
+		room.members.Remove(c)
+		room.members.BroadcastText(name + " left")
+	}()
+	for {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if typ == websocket.BinaryMessage {
+			// Hixie members can receive text only: tell everyone instead.
+			room.members.BroadcastText(fmt.Sprintf("%s sent %d bytes of binary data", name, len(msg)))
+			continue
+		}
+		room.logger.Info("chat message", "remote", c.RemoteAddr().String(), "user", name, "text", string(msg))
+		room.members.BroadcastText(name + ": " + string(msg))
 	}
 }
 
@@ -134,7 +190,7 @@ func parseFlags(args []string, logger *slog.Logger) (addr string, cfg config, er
 	fs := flag.NewFlagSet("example", flag.ContinueOnError)
 	fs.StringVar(&addr, "addr", ":8080", "address to listen on")
 	origins := fs.String("origins", "", "comma-separated origins allowed to connect, e.g. http://example.com,*.example.org (default: same origin only)")
-	fs.DurationVar(&cfg.interval, "interval", 10*time.Second, "interval of /test's time push")
+	fs.DurationVar(&cfg.interval, "interval", 10*time.Second, "interval of /test's time push (one timer for all its clients)")
 	logEvents := fs.Bool("log", true, "log connection events to stderr")
 	if err := fs.Parse(args); err != nil {
 		return "", config{}, err

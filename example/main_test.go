@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -160,44 +161,78 @@ func (c *client) send(op byte, payload []byte) {
 // frames read as opcode 1 and hixie-76's closing 0xFF 0x00 as 8.
 func (c *client) read() (op byte, payload []byte) {
 	c.t.Helper()
+	op, payload, err := c.tryRead()
+	if err != nil {
+		c.t.Fatalf("%s: %v", c.dialect, err)
+	}
+	return op, payload
+}
+
+// tryRead is read that returns what went wrong rather than failing the
+// test, for a client read on a goroutine of its own.
+func (c *client) tryRead() (op byte, payload []byte, err error) {
 	if c.hixie() {
-		switch b := c.readN(1)[0]; b {
+		b, err := c.br.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch b {
 		case 0x00:
 			p, err := c.br.ReadBytes(0xFF)
 			if err != nil {
-				c.t.Fatal(err)
+				return 0, nil, err
 			}
-			return 1, p[:len(p)-1]
+			return 1, p[:len(p)-1], nil
 		case 0xFF:
-			if b := c.readN(1)[0]; b != 0x00 {
-				c.t.Fatalf("0xFF followed by %#x", b)
+			if b, err := c.br.ReadByte(); err != nil || b != 0x00 {
+				return 0, nil, fmt.Errorf("0xFF followed by %#x, %v", b, err)
 			}
-			return 8, nil
+			return 8, nil, nil
 		default:
-			c.t.Fatalf("unexpected hixie frame type %#x", b)
+			return 0, nil, fmt.Errorf("unexpected hixie frame type %#x", b)
 		}
 	}
-	h := c.readN(2)
+	h, err := c.tryReadN(2)
+	if err != nil {
+		return 0, nil, err
+	}
 	if h[0]&0x70 != 0 || h[1]&0x80 != 0 || h[0]&0x80 == 0 {
-		c.t.Fatalf("server frame with reserved bits, a mask or no FIN: % x", h)
+		return 0, nil, fmt.Errorf("server frame with reserved bits, a mask or no FIN: % x", h)
 	}
 	n := uint64(h[1] & 0x7F)
+	var ext []byte
 	switch n {
 	case 126:
-		n = uint64(binary.BigEndian.Uint16(c.readN(2)))
+		ext, err = c.tryReadN(2)
+		if err == nil {
+			n = uint64(binary.BigEndian.Uint16(ext))
+		}
 	case 127:
-		n = binary.BigEndian.Uint64(c.readN(8))
+		ext, err = c.tryReadN(8)
+		if err == nil {
+			n = binary.BigEndian.Uint64(ext)
+		}
 	}
-	return h[0] & 0x0F, c.readN(int(n))
+	if err != nil {
+		return 0, nil, err
+	}
+	payload, err = c.tryReadN(int(n))
+	return h[0] & 0x0F, payload, err
 }
 
 func (c *client) readN(n int) []byte {
 	c.t.Helper()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(c.br, b); err != nil {
+	b, err := c.tryReadN(n)
+	if err != nil {
 		c.t.Fatal(err)
 	}
 	return b
+}
+
+func (c *client) tryReadN(n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := io.ReadFull(c.br, b)
+	return b, err
 }
 
 func (c *client) readText() string {
@@ -355,7 +390,7 @@ func TestOrigin(t *testing.T) {
 			}
 			srv, _ := startServer(t, cfg)
 			for _, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hybi08, websocket.Hixie76, websocket.Hixie75} {
-				for _, path := range []string{"/test", "/echo"} {
+				for _, path := range []string{"/test", "/echo", "/chat"} {
 					if _, resp := handshake(t, srv, d, path, "http://evil.example"); resp.StatusCode != tc.want {
 						t.Errorf("%s on %s from http://evil.example: %s, want %d", d, path, resp.Status, tc.want)
 					}
@@ -386,6 +421,9 @@ func TestStatus(t *testing.T) {
 	if s := stats["/test"]; s.Accepted != 0 || s.Refused.Origin != 1 {
 		t.Errorf("/test stats %+v, want 1 refused for its origin", s)
 	}
+	if s, ok := stats["/chat"]; !ok || s.Accepted != 0 {
+		t.Errorf("/chat stats %+v (present: %v), want present, none accepted", s, ok)
+	}
 }
 
 func TestShutdown(t *testing.T) {
@@ -414,11 +452,155 @@ func TestShutdown(t *testing.T) {
 	hixie.write([]byte{0xFF, 0x00})
 	hybi.expectEOF()
 	hixie.expectEOF()
-	// Shutdown waits for serveTest, which waits for its ticker.
+	// Shutdown stops the ticker and waits for serveTest.
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if _, resp := handshake(t, srv, websocket.RFC6455, "/echo", ""); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("handshake after shutdown: %s", resp.Status)
 	}
+}
+
+// expectText reads a message that must be want.
+func (c *client) expectText(want string) {
+	c.t.Helper()
+	if got := c.readText(); got != want {
+		c.t.Fatalf("%s: got %q, want %q", c.dialect, got, want)
+	}
+}
+
+// TestChat puts an RFC 6455 client and a hixie-76 client in /chat: each is
+// welcomed, sees the other join, receives its own and the other's messages
+// with the sender's name, and sees the other leave.
+func TestChat(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Hour})
+	a := dial(t, srv, websocket.RFC6455, "/chat")
+	a.expectText("Welcome to the chat, user 1! 0 other(s) here.")
+	a.expectText("user 1 joined")
+	b := dial(t, srv, websocket.Hixie76, "/chat")
+	b.expectText("Welcome to the chat, user 2! 1 other(s) here.")
+	b.expectText("user 2 joined")
+	a.expectText("user 2 joined")
+
+	a.send(1, []byte("Hello from RFC 6455 ✓"))
+	for _, c := range []*client{a, b} {
+		c.expectText("user 1: Hello from RFC 6455 ✓")
+	}
+	b.send(1, []byte("And hello from hixie-76, κόσμε"))
+	for _, c := range []*client{a, b} {
+		c.expectText("user 2: And hello from hixie-76, κόσμε")
+	}
+	// Binary cannot reach hixie members: everyone is told of it instead.
+	a.send(2, []byte{0, 1, 2})
+	for _, c := range []*client{a, b} {
+		c.expectText("user 1 sent 3 bytes of binary data")
+	}
+
+	// b leaves with hixie-76's close; a is told.
+	b.write([]byte{0xFF, 0x00})
+	if op, _ := b.read(); op != 8 {
+		t.Fatalf("hixie-76: opcode %d, want the answer to the close", op)
+	}
+	b.expectEOF()
+	a.expectText("user 2 left")
+	a.send(8, closePayload(websocket.StatusNormalClosure, ""))
+	if op, _ := a.read(); op != 8 {
+		t.Fatalf("RFC 6455: opcode %d, want the answer to the close", op)
+	}
+	a.expectEOF()
+}
+
+// TestChatManyDialects puts one client of each dialect in /chat and has
+// each send a line: every client receives every line, in the same order.
+func TestChatManyDialects(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Hour})
+	dialects := []websocket.Dialect{websocket.Hixie75, websocket.Hixie76, websocket.Hybi07, websocket.Hybi08, websocket.RFC6455}
+	var clients []*client
+	for i, d := range dialects {
+		c := dial(t, srv, d, "/chat")
+		c.expectText(fmt.Sprintf("Welcome to the chat, user %d! %d other(s) here.", i+1, i))
+		for _, member := range append(clients, c) {
+			member.expectText(fmt.Sprintf("user %d joined", i+1))
+		}
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		c.send(1, []byte("line from "+c.dialect.String()))
+		for _, member := range clients {
+			member.expectText(fmt.Sprintf("user %d: line from %s", i+1, c.dialect))
+		}
+	}
+}
+
+// TestTestPushOneTimer checks that /test's time push comes from one timer
+// for all its clients: two clients that connected half an interval apart
+// receive each push at the same moment, with the same text. (With a ticker
+// per connection, their pushes would come half an interval apart.)
+func TestTestPushOneTimer(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	srv, _ := startServer(t, config{interval: interval})
+	a := dial(t, srv, websocket.RFC6455, "/test")
+	a.expectText(greeting)
+	time.Sleep(interval / 2)
+	b := dial(t, srv, websocket.Hixie75, "/test")
+	b.expectText(greeting)
+
+	type push struct {
+		text string
+		at   time.Time
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	receive := func(c *client) <-chan push {
+		ch := make(chan push)
+		go func() {
+			for {
+				op, p, err := c.tryRead()
+				if err != nil || op != 1 {
+					return
+				}
+				select {
+				case ch <- push{string(p), time.Now()}:
+				case <-done:
+					return
+				}
+			}
+		}()
+		return ch
+	}
+	fromA, fromB := receive(a), receive(b)
+	var pushesA, pushesB []push
+	deadline := time.After(3*interval + interval/2)
+collect:
+	for {
+		select {
+		case p := <-fromA:
+			pushesA = append(pushesA, p)
+		case p := <-fromB:
+			pushesB = append(pushesB, p)
+		case <-deadline:
+			break collect
+		}
+	}
+	if len(pushesB) < 2 {
+		t.Fatalf("b received %d pushes in %v", len(pushesB), 3*interval+interval/2)
+	}
+	for _, pb := range pushesB {
+		if _, err := time.Parse(time.RFC1123, strings.TrimPrefix(pb.text, "Time at the server: ")); err != nil {
+			t.Errorf("push %q: %v", pb.text, err)
+		}
+		var nearest time.Duration = time.Hour
+		matched := false
+		for _, pa := range pushesA {
+			d := pa.at.Sub(pb.at).Abs()
+			nearest = min(nearest, d)
+			if d < interval/4 && pa.text == pb.text {
+				matched = true
+			}
+		}
+		if !matched {
+			t.Errorf("b's push %q has no twin at a: the nearest push at a came %v apart", pb.text, nearest)
+		}
+	}
+	t.Logf("a received %d pushes, b %d", len(pushesA), len(pushesB))
 }

@@ -1,0 +1,92 @@
+// Command compare runs the echo servers of this library and its peers
+// through the same tests in interleaved rounds and prints a Markdown table
+// of the medians, with ratios to this library.
+//
+//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, 4-6 minutes
+//	go run ./bench/cmd/compare -quick           # smoke run, about 30 s
+//	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
+//
+// Each server runs in a process of its own (this program, started again);
+// the load generator speaks RFC 6455 over raw TCP and checks every echo.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hybi/websocket/bench"
+)
+
+func main() {
+	bench.ServeIfChild()
+
+	def := bench.DefaultConfig
+	quick := flag.Bool("quick", false, "smoke run: 1 round of 300 ms tests, 500 idle connections (about 30 s)")
+	rounds := flag.Int("rounds", def.Rounds, "rounds of every test on every library")
+	duration := flag.Duration("duration", def.Duration, "measured window of each timed test")
+	warmup := flag.Duration("warmup", def.Warmup, "unmeasured load before each measured window")
+	settle := flag.Duration("settle", def.Settle, "wait before reading the server's RSS")
+	idle := flag.Int("idle", def.Idle, "connections of the idle test")
+	memconns := flag.Int("memconns", def.MemConns, "connections held by the compressed tests for their memory measure")
+	workers := flag.Int("workers", def.Workers, "concurrent clients of the handshake test")
+	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
+	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
+	out := flag.String("o", "", "also write the table to this file")
+	flag.Parse()
+
+	cfg := def
+	if *quick {
+		cfg = bench.QuickConfig
+	}
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "rounds":
+			cfg.Rounds = *rounds
+		case "duration":
+			cfg.Duration = *duration
+		case "warmup":
+			cfg.Warmup = *warmup
+		case "settle":
+			cfg.Settle = *settle
+		case "idle":
+			cfg.Idle = *idle
+		case "memconns":
+			cfg.MemConns = *memconns
+		case "workers":
+			cfg.Workers = *workers
+		}
+	})
+	if *libs != "" {
+		cfg.Libs = strings.Split(*libs, ",")
+	}
+	if *tests != "" {
+		cfg.Tests = strings.Split(*tests, ",")
+	}
+	cfg.Log = os.Stderr
+
+	start := time.Now()
+	res, err := bench.Run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(2)
+	}
+	fmt.Fprintf(os.Stderr, "done in %s\n\n", time.Since(start).Round(time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", res.Config.Describe())
+	res.Table(&b)
+	fmt.Print(b.String())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+	}
+	for _, r := range res.Runs {
+		if r.Err != nil {
+			os.Exit(1)
+		}
+	}
+}

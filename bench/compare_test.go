@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hybi/websocket/bench/servers"
+)
+
+// TestMain lets the test binary serve as the echo servers it starts.
+func TestMain(m *testing.M) {
+	ServeIfChild()
+	os.Exit(m.Run())
+}
+
+// TestQuickCompare runs every test of the harness, briefly, against this
+// library and gorilla, and checks that each run verified its echoes and
+// measured something.
+func TestQuickCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	cfg := QuickConfig
+	cfg.Duration = 200 * time.Millisecond
+	cfg.Warmup = 50 * time.Millisecond
+	cfg.Settle = 100 * time.Millisecond
+	cfg.Idle = 200
+	cfg.MemConns = 100
+	cfg.Workers = 4
+	cfg.Libs = []string{"hybi", "gorilla"}
+	res, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, test := range Tests {
+		for _, lib := range cfg.Libs {
+			s, ok := res.Summary(test.Name, lib)
+			if ok != servers.Supports(lib, test.Mode) {
+				t.Errorf("%s on %s: ran %v, supported %v", test.Name, lib, ok, !ok)
+			}
+			if !ok {
+				continue
+			}
+			if s.Failed > 0 {
+				t.Errorf("%s on %s: %v", test.Name, lib, s.Err)
+				continue
+			}
+			if s.Verified == 0 {
+				t.Errorf("%s on %s: nothing verified", test.Name, lib)
+			}
+			if test.Name == "idle" {
+				if math.IsNaN(s.RSS) || s.RSS <= 0 {
+					t.Errorf("%s on %s: RSS per connection %v", test.Name, lib, s.RSS)
+				}
+				continue
+			}
+			if !(s.Rate > 0) || s.P50 <= 0 || s.P99 < s.P50 || math.IsNaN(s.CPU) || s.CPU < 0 {
+				t.Errorf("%s on %s: rate %v, p50 %v, p99 %v, CPU %v µs", test.Name, lib, s.Rate, s.P50, s.P99, s.CPU)
+			}
+			if test.Mode != servers.None && math.IsNaN(s.RSS) {
+				t.Errorf("%s on %s: no RSS per connection", test.Name, lib)
+			}
+		}
+	}
+	var b strings.Builder
+	res.Table(&b)
+	if !strings.Contains(b.String(), "| echo 32 B, 64 conns | hybi | ") {
+		t.Errorf("table:\n%s", b.String())
+	}
+	t.Logf("\n%s", b.String())
+}

@@ -1,0 +1,10 @@
+// Package bench compares this library's WebSocket server with its peers
+// (gorilla/websocket, coder/websocket, gobwas/ws, lxzan/gws) side by side:
+// each library's echo server (package servers) runs in its own process, and a
+// load generator built on raw TCP (package loadgen) measures it from outside:
+// messages per second, round-trip latency, the server's CPU time per message,
+// its memory per connection, and handshakes per second.
+//
+// Run runs every server through the same tests in interleaved rounds and
+// Table prints the medians; cmd/compare is the command line.
+package bench
