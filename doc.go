@@ -23,14 +23,20 @@
 // Handler.Serve is called with each Conn, in the request's goroutine; when
 // it returns, the connection is closed with a closing handshake.
 //
-// One goroutine reads: ReadMessage returns whole messages, NextReader streams
-// one through an io.Reader. Control frames are handled while reading: a ping
+// One goroutine reads: ReadMessage returns whole messages in new slices,
+// AppendMessage reads them into a buffer the caller reuses (no allocation
+// per message), NextReader streams one through an io.Reader. Control frames are handled while reading: a ping
 // is answered with a pong, a pong goes to the pong handler, a close is
 // answered and ends reading with a *CloseError. So keep reading, even if
 // the application only writes, or pings and closes go unanswered.
 //
 // Any number of goroutines may write at once (a ticker and a handler, say):
-// WriteMessage and WriteText send a message whole, NextWriter streams one.
+// WriteMessage and WriteText send a message whole, NextWriter streams one,
+// WritePreparedMessage and Group send one message to many connections,
+// encoded once.
+//
+// Serve runs on a goroutine of its own, and a connection waiting for its
+// peer holds no read or write buffer: an idle connection costs a few KB.
 //
 // Messages are text (UTF-8, checked as it arrives: invalid text fails the
 // connection with 1007) or binary. The hixie dialects carry text only and
