@@ -432,6 +432,10 @@ func (f *inflater) read(p []byte) (int, error) {
 		}
 	case errors.As(err, &corrupt), errors.As(err, &internal):
 		err = errBadDeflate
+	case errors.Is(err, io.ErrUnexpectedEOF) && f.src.tail == len(deflateTail):
+		// The whole message and the tail were read, yet the stream goes
+		// on: it was cut short, not the connection.
+		err = errBadDeflate
 	}
 	return n, err
 }

@@ -162,14 +162,19 @@ type hybiCodec struct {
 
 func (h *hybiCodec) inMessage() bool { return h.started }
 
-// sizeHint is the rest of the current frame: the whole message when it is
-// one uncompressed frame, the common case.
+// sizeHint is the rest of the current frame (the whole message when it is
+// one uncompressed frame, the common case), up to maxSizeHint: a length a
+// peer claims is not memory to reserve before its bytes arrive.
 func (h *hybiCodec) sizeHint() int {
 	if h.compressed {
-		return int(min(h.remaining*4, 1<<20))
+		return int(min(h.remaining*4, maxSizeHint))
 	}
-	return int(min(h.remaining, 1<<30))
+	return int(min(h.remaining, maxSizeHint))
 }
+
+// maxSizeHint bounds what a read reserves ahead of the data; larger
+// messages grow their buffer as they arrive.
+const maxSizeHint = 64 << 10
 
 // readHeader reads a frame header and enforces the rules that do not depend
 // on the message in progress; control frames are handled here entirely.
@@ -290,12 +295,14 @@ func (h *hybiCodec) next() (MessageType, error) {
 func compressedSlack(limit int64) int64 { return limit/16 + 1024 }
 
 func (h *hybiCodec) startFrame(hdr frameHeader) error {
-	size := h.raw + hdr.length
-	if h.compressed {
-		size -= compressedSlack(h.c.readLimit.Load())
-	}
-	if h.c.overLimit(size) {
-		return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.c.readLimit.Load()))
+	if limit := h.c.readLimit.Load(); limit >= 0 {
+		room := limit - h.raw // compared, not added: a length may be near 2^63
+		if h.compressed {
+			room += compressedSlack(limit)
+		}
+		if hdr.length > room {
+			return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
+		}
 	}
 	h.fin = hdr.fin
 	h.remaining = hdr.length

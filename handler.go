@@ -517,7 +517,10 @@ func (h *Handler) checkLocation(r *http.Request, hs *handshake, scheme, host str
 	resource := r.RequestURI
 	requested, err := url.ParseRequestURI(resource)
 	if err != nil || !strings.HasPrefix(resource, "/") {
-		requested, resource = r.URL, r.URL.RequestURI()
+		requested, resource = r.URL, r.URL.RequestURI() // absolute form
+	}
+	if !strings.HasPrefix(resource, "/") {
+		return &refusal{refBadHandshake, http.StatusBadRequest, "the request target must be a path"}
 	}
 	hs.location = scheme + "://" + host + resource
 	if want == nil {
