@@ -29,32 +29,13 @@ import (
 // The helpers of this file (prefix hos) are shared with keepalive_test.go
 // and tls_test.go.
 
-// hosLog collects a server's error log (net/http reports a handler's panic
-// there).
-type hosLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hosLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hosLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // hosStart serves h (over TLS if useTLS), with cfg applied to the
 // http.Server first. At the end of the test it fails if the server (or the
 // Handler, whose Logger it sets if nil) logged a panic.
 func hosStart(t *testing.T, h http.Handler, cfg func(*http.Server), useTLS bool) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	errLog := &hosLog{}
+	errLog := &htBuffer{}
 	srv.Config.ErrorLog = log.New(errLog, "", 0)
 	if wh, ok := h.(*Handler); ok && wh.Logger == nil {
 		// Errors only: a panic in Serve is logged there.
