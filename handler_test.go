@@ -986,18 +986,9 @@ func TestHixieLocationOverTLS(t *testing.T) {
 		{"wss://example.com/chat", "example.com", "/chat?room=1", "wss://example.com/chat?room=1"},
 	} {
 		h := &Handler{Location: tc.location, Serve: func(*Conn) {}}
-		srv := httptest.NewUnstartedServer(h)
-		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-		srv.StartTLS()
-		t.Cleanup(srv.Close)
+		srv := htTLSServer(t, h)
 		for _, d := range []Dialect{Hixie75, Hixie76} {
-			conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			t.Cleanup(func() { conn.Close() })
-			c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
+			c := htDialTLS(t, srv)
 			c.write([]byte(htRequest(d, tc.host, tc.path, "https://"+tc.host)))
 			header := htUpgrade(t, c, d, htAnsEx1)
 			field := map[Dialect]string{Hixie75: "WebSocket-Location", Hixie76: "Sec-WebSocket-Location"}[d]
@@ -1015,18 +1006,9 @@ func TestHixieLocationOverTLS(t *testing.T) {
 // reject after the 101.
 func TestWSLocationOverTLS(t *testing.T) {
 	h := &Handler{Location: "ws://example.com/chat", Serve: func(*Conn) {}}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	srv := htTLSServer(t, h)
 	for _, d := range []Dialect{Hixie75, Hixie76} {
-		conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		t.Cleanup(func() { conn.Close() })
-		c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
+		c := htDialTLS(t, srv)
 		c.write([]byte(htRequest(d, "example.com", "/chat", "https://example.com")))
 		status, header, _ := c.readResponse()
 		field := map[Dialect]string{Hixie75: "WebSocket-Location", Hixie76: "Sec-WebSocket-Location"}[d]
@@ -1521,4 +1503,24 @@ func TestServePanics(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	htClientClose(t, c, RFC6455)
+}
+
+// htTLSServer serves h over TLS, with net/http's own log discarded.
+func htTLSServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// htDialTLS connects a raw client to srv over TLS.
+func htDialTLS(t *testing.T, srv *httptest.Server) *rawClient {
+	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { conn.Close() })
+	return &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
 }
