@@ -221,7 +221,7 @@ func (c *Conn) ReadMessage() (MessageType, []byte, error) {
 
 // AppendMessage reads the next whole data message, appends it to dst and
 // returns the extended slice. Reading into a reused buffer
-// (buf, err = c.AppendMessage(buf[:0])) allocates nothing per message.
+// (typ, buf, err = c.AppendMessage(buf[:0])) allocates nothing per message.
 func (c *Conn) AppendMessage(dst []byte) (MessageType, []byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()

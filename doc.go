@@ -20,8 +20,10 @@
 //
 // # The connection model
 //
-// Handler.Serve is called with each Conn, in the request's goroutine; when
-// it returns, the connection is closed with a closing handshake.
+// Handler.Serve is called with each Conn, on a goroutine of its own (ServeHTTP
+// returns after the handshake); when it returns, the connection is closed
+// with a closing handshake. Use Conn.Context, not the request's context,
+// which net/http cancels once ServeHTTP has returned.
 //
 // One goroutine reads: ReadMessage returns whole messages in new slices,
 // AppendMessage reads them into a buffer the caller reuses (no allocation
@@ -35,8 +37,8 @@
 // WritePreparedMessage and Group send one message to many connections,
 // encoded once.
 //
-// Serve runs on a goroutine of its own, and a connection waiting for its
-// peer holds no read or write buffer: an idle connection costs a few KB.
+// A connection waiting for its peer holds no read or write buffer: an idle
+// connection costs a few KB.
 //
 // Messages are text (UTF-8, checked as it arrives: invalid text fails the
 // connection with 1007) or binary. The hixie dialects carry text only and
