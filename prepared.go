@@ -90,7 +90,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 		c.deflater.history.write(pm.data)
 	}
 	return c.writeFrame(func() error {
-		_, err := c.bw.Write(f)
+		_, err := c.netConn.Write(f) // already a whole frame: no copy into bw
 		return err
 	})
 }

@@ -23,25 +23,29 @@ type Config struct {
 	Idle     int           // connections of the idle test
 	MemConns int           // connections held by the compressed tests for their memory measure
 	Workers  int           // concurrent clients of the handshake test
-	Libs     []string      // libraries, in order (default servers.Libs)
-	Tests    []string      // test names (default all, see Tests)
-	Spawn    SpawnFunc     // starts a server (default SelfSpawn)
-	Log      io.Writer     // progress, if not nil
+	// Members and Broadcasts: connections that join the broadcast set, and
+	// measured broadcasts (after one unmeasured), of the broadcast test.
+	Members    int
+	Broadcasts int
+	Libs       []string  // libraries, in order (default servers.Libs)
+	Tests      []string  // test names (default all, see Tests)
+	Spawn      SpawnFunc // starts a server (default SelfSpawn)
+	Log        io.Writer // progress, if not nil
 }
 
 // Defaults of the full run and of the quick (smoke) run.
 var (
 	DefaultConfig = Config{Rounds: 3, Duration: 1500 * time.Millisecond, Warmup: 300 * time.Millisecond,
-		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16}
+		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16, Members: 10000, Broadcasts: 10}
 	QuickConfig = Config{Rounds: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16}
+		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16, Members: 500, Broadcasts: 5}
 )
 
 // Test is one test of the comparison.
 type Test struct {
 	Name  string       // for -tests
 	Title string       // for the table
-	Mode  servers.Mode // the server's compression mode
+	Mode  servers.Mode // the server's compression mode, or servers.Broadcast
 	run   func(cfg *Config, s *Server) (loadgen.Result, error)
 }
 
@@ -118,6 +122,11 @@ var Tests = []Test{
 		echo(64, -1, payloadJSON, loadgen.OpText, servers.NoTakeover)},
 	{"deflate-takeover", "deflate takeover, 1 KiB JSON, 64 conns", servers.Takeover,
 		echo(64, -1, payloadJSON, loadgen.OpText, servers.Takeover)},
+	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, func(cfg *Config, s *Server) (loadgen.Result, error) {
+		t := &loadgen.BroadcastTest{Addr: s.Addr, PID: s.PID, Members: cfg.Members, Payload: 1 << 10,
+			Warmup: 1, Broadcasts: cfg.Broadcasts, Settle: cfg.Settle}
+		return t.Run()
+	}},
 }
 
 // TestNames lists the names of Tests.
@@ -168,6 +177,10 @@ func Run(cfg Config) (*Results, error) {
 			tests = append(tests, Tests[i])
 		}
 	}
+	if slices.ContainsFunc(tests, func(t Test) bool { return t.Mode == servers.Broadcast }) &&
+		(cfg.Members <= 0 || cfg.Broadcasts <= 0) {
+		return nil, fmt.Errorf("bad config: %d broadcast members, %d broadcasts", cfg.Members, cfg.Broadcasts)
+	}
 	for _, lib := range cfg.Libs {
 		if !slices.Contains(servers.Libs, lib) {
 			return nil, fmt.Errorf("unknown library %q (have %v)", lib, servers.Libs)
@@ -194,7 +207,11 @@ func Run(cfg Config) (*Results, error) {
 					} else {
 						x := r.Result
 						line := fmt.Sprintf("round %d %-16s %-8s", round+1, t.Name, lib)
-						if x.Ops > 0 {
+						if b := x.Broadcast; b != nil && len(b.Last) > 0 {
+							line += fmt.Sprintf(" all have it p50 %-7s p90 %-7s (first p50 %s) cpu %.1f ms/broadcast, generator %.1f ms",
+								fmtDur(quantile(b.Last, 0.5)), fmtDur(quantile(b.Last, 0.9)), fmtDur(quantile(b.First, 0.5)),
+								x.CPUPerOp()/1e3, float64(b.GenCPU.Microseconds())/1e3/float64(x.Ops))
+						} else if x.Ops > 0 {
 							line += fmt.Sprintf(" %8.0f/s p50 %-7s p99 %-7s cpu %6.1f µs/op", x.Rate(), fmtDur(x.P50),
 								fmtDur(x.P99), x.CPUPerOp())
 						}
@@ -231,6 +248,14 @@ type summary struct {
 	wire                          float64
 	compressed                    bool
 	err                           error
+
+	// The broadcast test: the time until the last member (and the median
+	// one) had a broadcast, over the broadcasts of every run; syscalls per
+	// member and broadcast; the generator's CPU per broadcast (µs), and the
+	// server's CPU divided by it; RSS per member after the broadcasts.
+	broadcasts                       int
+	last50, last90, half50           time.Duration
+	sysMember, gen, cpuGen, rssAfter float64
 }
 
 func median(xs []float64) float64 {
@@ -245,9 +270,22 @@ func median(xs []float64) float64 {
 	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
+// quantile is the q-quantile of ds by nearest rank; 0 if ds is empty.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	i := int(math.Ceil(q*float64(len(ds)))) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}
+
 func (res *Results) summarize(test, lib string) (summary, bool) {
 	var s summary
 	var rate, p50, p99, cpu, sys, rss, wire []float64
+	var last, half []time.Duration
+	var sysMember, gen, cpuGen, rssAfter []float64
 	for _, r := range res.Runs {
 		if r.Test != test || r.Lib != lib {
 			continue
@@ -267,6 +305,16 @@ func (res *Results) summarize(test, lib string) (summary, bool) {
 			sys = append(sys, x.SyscallsPerOp())
 			wire = append(wire, x.WireBytes)
 		}
+		if b := x.Broadcast; b != nil && x.Ops > 0 {
+			last = append(last, b.Last...)
+			half = append(half, b.Half...)
+			sysMember = append(sysMember, x.SyscallsPerOp()/float64(x.Conns))
+			gen = append(gen, float64(b.GenCPU.Microseconds())/float64(x.Ops))
+			if b.GenCPU > 0 {
+				cpuGen = append(cpuGen, float64(x.CPU)/float64(b.GenCPU))
+			}
+			rssAfter = append(rssAfter, b.RSSAfter)
+		}
 		rss = append(rss, x.RSSPerConn)
 		s.verified += x.Verified
 		s.ext = x.Extensions
@@ -277,6 +325,9 @@ func (res *Results) summarize(test, lib string) (summary, bool) {
 	}
 	s.rate, s.p50, s.p99, s.cpu, s.sys = median(rate), median(p50), median(p99), median(cpu), median(sys)
 	s.rss, s.wire = median(rss), median(wire)
+	s.broadcasts = len(last)
+	s.last50, s.last90, s.half50 = quantile(last, 0.5), quantile(last, 0.9), quantile(half, 0.5)
+	s.sysMember, s.gen, s.cpuGen, s.rssAfter = median(sysMember), median(gen), median(cpuGen), median(rssAfter)
 	return s, true
 }
 
@@ -284,29 +335,45 @@ func (res *Results) summarize(test, lib string) (summary, bool) {
 type Summary struct {
 	Rate     float64       // operations per second
 	P50, P99 time.Duration // latency
-	CPU      float64       // server µs per operation
+	CPU      float64       // server µs per operation (broadcast: per broadcast)
 	RSS      float64       // server bytes per connection (NaN if not measured)
-	Verified uint64        // echoes verified, over all runs
+	Verified uint64        // echoes (broadcast: messages) verified, over all runs
 	Failed   int           // runs that failed
 	Err      error         // the last failure
+
+	// The broadcast test: measured broadcasts over all runs, and the time
+	// from a trigger until every member had the message.
+	Broadcasts     int
+	Last50, Last90 time.Duration
 }
 
 // Summary returns the medians of test on lib, and false if it did not run.
 func (res *Results) Summary(test, lib string) (Summary, bool) {
 	s, ok := res.summarize(test, lib)
 	return Summary{Rate: s.rate, P50: time.Duration(s.p50), P99: time.Duration(s.p99), CPU: s.cpu,
-		RSS: s.rss, Verified: s.verified, Failed: s.failed, Err: s.err}, ok
+		RSS: s.rss, Verified: s.verified, Failed: s.failed, Err: s.err,
+		Broadcasts: s.broadcasts, Last50: s.last50, Last90: s.last90}, ok
 }
 
-// Table writes the medians as a Markdown table, with ratios to the first
-// library (this one), then notes: the agreed extensions and failures.
+// ratio formats x/y, or nothing if either is missing.
+func ratio(x, y float64, ok bool) string {
+	if !ok || math.IsNaN(x) || math.IsNaN(y) || y == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", x/y)
+}
+
+// Table writes the medians as Markdown tables, with ratios to the first
+// library (this one): one for the echo, idle and handshake tests, then
+// notes (the agreed extensions, failures), then one for the broadcast test.
 func (res *Results) Table(w io.Writer) {
 	cfg := res.Config
-	fmt.Fprintln(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	var notes []string
+	var rows, notes []string
 	base := cfg.Libs[0]
 	for _, t := range Tests {
+		if t.Mode == servers.Broadcast {
+			continue
+		}
 		b, hasBase := res.summarize(t.Name, base)
 		title := t.Title
 		switch t.Name {
@@ -321,22 +388,17 @@ func (res *Results) Table(w io.Writer) {
 				continue
 			}
 			if s.failed == s.runs {
-				fmt.Fprintf(w, "| %s | %s | failed | | | | | | | | |\n", title, lib)
+				rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | |", title, lib))
 				notes = append(notes, fmt.Sprintf("%s, %s: %v", title, lib, s.err))
 				continue
 			}
 			if s.failed > 0 {
 				notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
 			}
-			ratio := func(x, y float64) string {
-				if !hasBase || math.IsNaN(x) || math.IsNaN(y) || y == 0 {
-					return ""
-				}
-				return fmt.Sprintf("%.2f", x/y)
-			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", title, lib,
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", title, lib,
 				fmtRate(s.rate), fmtDur(time.Duration(s.p50)), fmtDur(time.Duration(s.p99)), fmtNum(s.cpu),
-				fmtNum(s.sys), fmtBytes(s.rss), ratio(s.rate, b.rate), ratio(s.cpu, b.cpu), ratio(s.rss, b.rss))
+				fmtNum(s.sys), fmtBytes(s.rss), ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase),
+				ratio(s.rss, b.rss, hasBase)))
 			if t.Mode != servers.None {
 				c := "compressed"
 				if !s.compressed {
@@ -346,6 +408,64 @@ func (res *Results) Table(w io.Writer) {
 					title, lib, s.ext, c, s.wire))
 			}
 		}
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |")
+		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range rows {
+			fmt.Fprintln(w, r)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, "- "+n)
+		}
+	}
+	res.broadcastTable(w, len(rows)+len(notes) > 0)
+}
+
+// broadcastTable writes the table of the broadcast test, if it ran.
+func (res *Results) broadcastTable(w io.Writer, sep bool) {
+	cfg := res.Config
+	base := cfg.Libs[0]
+	var rows, notes []string
+	for _, t := range Tests {
+		if t.Mode != servers.Broadcast {
+			continue
+		}
+		title := fmt.Sprintf("%s, %d members", t.Title, cfg.Members)
+		b, hasBase := res.summarize(t.Name, base)
+		hasBase = hasBase && b.broadcasts > 0
+		for _, lib := range cfg.Libs {
+			s, ok := res.summarize(t.Name, lib)
+			if !ok {
+				continue
+			}
+			if s.failed > 0 {
+				notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
+			}
+			if s.broadcasts == 0 {
+				rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | | | |", title, lib))
+				continue
+			}
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+				title, lib, fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu/1e3),
+				fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen/1e3), fmtRatio(s.cpuGen),
+				ratio(float64(s.last50), float64(b.last50), hasBase), ratio(s.cpu, b.cpu, hasBase),
+				ratio(s.rss, b.rss, hasBase)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	if sep {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
@@ -360,6 +480,13 @@ func fmtRate(x float64) string {
 		return ""
 	}
 	return strconv.FormatFloat(x, 'f', 0, 64)
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) {
+		return ""
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64)
 }
 
 func fmtNum(x float64) string {
@@ -380,8 +507,10 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
 	case d < 10*time.Millisecond:
 		return fmt.Sprintf("%.2fms", float64(d)/1e6)
-	default:
+	case d < time.Second:
 		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
 }
 
@@ -400,6 +529,7 @@ func fmtBytes(b float64) string {
 
 // Describe says what was run, in one line.
 func (cfg Config) Describe() string {
-	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %d, memconns %d, handshake clients %d, libs %s",
-		cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle, cfg.MemConns, cfg.Workers, strings.Join(cfg.Libs, ","))
+	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %d, memconns %d, handshake clients %d, "+
+		"broadcast members %d, broadcasts %d, libs %s", cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle,
+		cfg.MemConns, cfg.Workers, cfg.Members, cfg.Broadcasts, strings.Join(cfg.Libs, ","))
 }

@@ -30,6 +30,8 @@ func TestQuickCompare(t *testing.T) {
 	cfg.Idle = 200
 	cfg.MemConns = 100
 	cfg.Workers = 4
+	cfg.Members = 50
+	cfg.Broadcasts = 3
 	cfg.Libs = []string{"hybi", "gorilla"}
 	res, err := Run(cfg)
 	if err != nil {
@@ -51,6 +53,10 @@ func TestQuickCompare(t *testing.T) {
 			if s.Verified == 0 {
 				t.Errorf("%s on %s: nothing verified", test.Name, lib)
 			}
+			if test.Mode == servers.Broadcast {
+				checkBroadcast(t, lib, s, cfg)
+				continue
+			}
 			if test.Name == "idle" {
 				if math.IsNaN(s.RSS) || s.RSS <= 0 {
 					t.Errorf("%s on %s: RSS per connection %v", test.Name, lib, s.RSS)
@@ -68,6 +74,57 @@ func TestQuickCompare(t *testing.T) {
 	var b strings.Builder
 	res.Table(&b)
 	if !strings.Contains(b.String(), "| echo 32 B, 64 conns | hybi | ") {
+		t.Errorf("table:\n%s", b.String())
+	}
+	t.Logf("\n%s", b.String())
+}
+
+// checkBroadcast checks the summary of a broadcast test's run.
+func checkBroadcast(t *testing.T, lib string, s Summary, cfg Config) {
+	t.Helper()
+	// One unmeasured broadcast, then cfg.Broadcasts, to every member.
+	if want := uint64(cfg.Rounds * (cfg.Broadcasts + 1) * cfg.Members); s.Verified != want {
+		t.Errorf("broadcast on %s: %d messages verified, want %d", lib, s.Verified, want)
+	}
+	if s.Broadcasts != cfg.Rounds*cfg.Broadcasts || s.Last50 <= 0 || s.Last90 < s.Last50 ||
+		math.IsNaN(s.CPU) || s.CPU < 0 || math.IsNaN(s.RSS) {
+		t.Errorf("broadcast on %s: %+v", lib, s)
+	}
+}
+
+// TestBroadcast runs the broadcast test, briefly, on every library: those
+// with a broadcast server must pass it, the others must be skipped.
+func TestBroadcast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	cfg := QuickConfig
+	cfg.Settle = 50 * time.Millisecond
+	cfg.Members = 50
+	cfg.Broadcasts = 3
+	cfg.Tests = []string{"broadcast"}
+	res, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lib := range servers.Libs {
+		s, ok := res.Summary("broadcast", lib)
+		if ok != servers.Supports(lib, servers.Broadcast) {
+			t.Errorf("%s: ran %v", lib, ok)
+		}
+		if !ok {
+			continue
+		}
+		if s.Failed > 0 {
+			t.Errorf("%s: %v", lib, s.Err)
+			continue
+		}
+		checkBroadcast(t, lib, s, cfg)
+	}
+	var b strings.Builder
+	res.Table(&b)
+	if !strings.Contains(b.String(), "| broadcast 1 KiB binary, 50 members | gws | ") ||
+		strings.Contains(b.String(), "| ops/s |") {
 		t.Errorf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())

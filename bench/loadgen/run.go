@@ -26,6 +26,8 @@ type Result struct {
 	Extensions        string  // the server's Sec-WebSocket-Extensions answer
 	WireBytes         float64 // mean payload bytes of a reply on the wire
 	CompressedReplies uint64  // replies with RSV1 set
+
+	Broadcast *BroadcastResult // the broadcast test's own measures; nil for the others
 }
 
 // Rate is operations per second in the measured window.

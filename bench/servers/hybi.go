@@ -36,3 +36,25 @@ func serveHybi(ln net.Listener, mode Mode) error {
 	}
 	return httpServe(ln, h)
 }
+
+// broadcastHybi is a websocket.Group: each connection joins it in Serve,
+// whose read loop only keeps reading (for pings and the close), and each
+// trigger is one Group.Broadcast, with the group's defaults (queues of
+// DefaultQueueSize, slow members disconnected).
+func broadcastHybi(ln net.Listener) error {
+	g := &websocket.Group{}
+	h := &websocket.Handler{
+		ReadLimit: ReadLimit,
+		Serve: func(c *websocket.Conn) {
+			g.Add(c)
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		},
+	}
+	return broadcastMux(ln, h, g.Len, func(msg []byte) error {
+		return g.Broadcast(websocket.BinaryMessage, msg)
+	})
+}

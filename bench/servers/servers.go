@@ -1,7 +1,8 @@
 // Package servers holds one WebSocket echo server per library compared by
-// the harness, each written the way that library's own documentation
-// recommends, and the plumbing to run one as a process: listen, print the
-// address, serve until told to stop.
+// the harness, and a broadcast server for those with a broadcast facility,
+// each written the way that library's own documentation recommends, and
+// the plumbing to run one as a process: listen, print the address, serve
+// until told to stop.
 package servers
 
 import (
@@ -16,7 +17,7 @@ import (
 	"time"
 )
 
-// Mode is the permessage-deflate setting of a server.
+// Mode is the permessage-deflate setting of an echo server, or Broadcast.
 type Mode string
 
 const (
@@ -32,32 +33,40 @@ const ReadLimit = 64 << 20
 var Libs = []string{"hybi", "gorilla", "coder", "gobwas", "gws"}
 
 type server struct {
-	modes []Mode
-	serve func(ln net.Listener, mode Mode) error
+	modes     []Mode
+	serve     func(ln net.Listener, mode Mode) error
+	broadcast func(ln net.Listener) error // the Broadcast mode, if the library has one
 }
 
 var registry = map[string]server{
-	"hybi":    {[]Mode{None, NoTakeover, Takeover}, serveHybi},
-	"gorilla": {[]Mode{None, NoTakeover}, serveGorilla}, // gorilla negotiates no context takeover only
-	"coder":   {[]Mode{None, NoTakeover, Takeover}, serveCoder},
-	"gobwas":  {[]Mode{None, NoTakeover}, serveGobwas}, // wsflate's helpers assume no context takeover
-	"gws":     {[]Mode{None, NoTakeover, Takeover}, serveGws},
+	"hybi":    {[]Mode{None, NoTakeover, Takeover}, serveHybi, broadcastHybi},
+	"gorilla": {[]Mode{None, NoTakeover}, serveGorilla, broadcastGorilla}, // gorilla negotiates no context takeover only
+	"coder":   {[]Mode{None, NoTakeover, Takeover}, serveCoder, nil},
+	"gobwas":  {[]Mode{None, NoTakeover}, serveGobwas, nil}, // wsflate's helpers assume no context takeover
+	"gws":     {[]Mode{None, NoTakeover, Takeover}, serveGws, broadcastGws},
 }
 
 // Supports reports whether lib has a server for mode.
 func Supports(lib string, mode Mode) bool {
 	s, ok := registry[lib]
+	if mode == Broadcast {
+		return ok && s.broadcast != nil
+	}
 	return ok && slices.Contains(s.modes, mode)
 }
 
-// Serve serves WebSocket echo on ln with lib's server until ln is closed.
+// Serve serves lib's server for mode on ln until ln is closed: WebSocket
+// echo, or the broadcast server (mode Broadcast).
 func Serve(ln net.Listener, lib string, mode Mode) error {
 	s, ok := registry[lib]
 	if !ok {
 		return fmt.Errorf("unknown library %q (have %v)", lib, Libs)
 	}
-	if !slices.Contains(s.modes, mode) {
-		return fmt.Errorf("%s: compression mode %q not supported (have %v)", lib, mode, s.modes)
+	if !Supports(lib, mode) {
+		return fmt.Errorf("%s: mode %q not supported (have %v)", lib, mode, s.modes)
+	}
+	if mode == Broadcast {
+		return s.broadcast(ln)
 	}
 	return s.serve(ln, mode)
 }
@@ -78,14 +87,14 @@ func RaiseFileLimit() (uint64, error) {
 }
 
 // Main listens on addr, prints the address it got on out (one line) and
-// serves lib's echo server. If stdin is non-nil, it returns once stdin
+// serves lib's server for mode. If stdin is non-nil, it returns once stdin
 // reaches EOF, so a server started by the harness dies with it.
 func Main(lib string, mode Mode, addr string, out io.Writer, stdin io.Reader) error {
 	if _, ok := registry[lib]; !ok {
 		return fmt.Errorf("unknown library %q (have %v)", lib, Libs)
 	}
 	if !Supports(lib, mode) {
-		return fmt.Errorf("%s: compression mode %q not supported", lib, mode)
+		return fmt.Errorf("%s: mode %q not supported", lib, mode)
 	}
 	if _, err := RaiseFileLimit(); err != nil {
 		return err

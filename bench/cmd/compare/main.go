@@ -2,9 +2,10 @@
 // through the same tests in interleaved rounds and prints a Markdown table
 // of the medians, with ratios to this library.
 //
-//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, 4-6 minutes
+//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, 5-7 minutes
 //	go run ./bench/cmd/compare -quick           # smoke run, about 30 s
 //	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
+//	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
@@ -24,7 +25,7 @@ func main() {
 	bench.ServeIfChild()
 
 	def := bench.DefaultConfig
-	quick := flag.Bool("quick", false, "smoke run: 1 round of 300 ms tests, 500 idle connections (about 30 s)")
+	quick := flag.Bool("quick", false, "smoke run: 1 round of 300 ms tests, 500 idle connections and broadcast members (about 30 s)")
 	rounds := flag.Int("rounds", def.Rounds, "rounds of every test on every library")
 	duration := flag.Duration("duration", def.Duration, "measured window of each timed test")
 	warmup := flag.Duration("warmup", def.Warmup, "unmeasured load before each measured window")
@@ -32,6 +33,8 @@ func main() {
 	idle := flag.Int("idle", def.Idle, "connections of the idle test")
 	memconns := flag.Int("memconns", def.MemConns, "connections held by the compressed tests for their memory measure")
 	workers := flag.Int("workers", def.Workers, "concurrent clients of the handshake test")
+	members := flag.Int("members", def.Members, "connections that join the broadcast test's set")
+	broadcasts := flag.Int("broadcasts", def.Broadcasts, "measured broadcasts of the broadcast test, each run")
 	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
 	out := flag.String("o", "", "also write the table to this file")
@@ -57,6 +60,10 @@ func main() {
 			cfg.MemConns = *memconns
 		case "workers":
 			cfg.Workers = *workers
+		case "members":
+			cfg.Members = *members
+		case "broadcasts":
+			cfg.Broadcasts = *broadcasts
 		}
 	})
 	if *libs != "" {
