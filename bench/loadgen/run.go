@@ -225,38 +225,7 @@ func (t *EchoTest) Run() (Result, error) {
 			}
 		})
 	}
-	var runErr error
-	select {
-	case runErr = <-errs:
-	case <-time.After(t.Warmup):
-	}
-	var cpu0 time.Duration
-	var sys0 uint64
-	var start time.Time
-	if runErr == nil {
-		sys0, runErr = Syscalls(t.PID)
-	}
-	if runErr == nil {
-		cpu0, runErr = CPUTime(t.PID)
-		start = time.Now()
-		phase.Store(1)
-		select {
-		case runErr = <-errs:
-		case <-time.After(t.Duration):
-		}
-	}
-	res.Elapsed = time.Since(start)
-	phase.Store(2)
-	cpu1, err := CPUTime(t.PID)
-	if runErr == nil {
-		runErr = err
-	}
-	sys1, err := Syscalls(t.PID)
-	if runErr == nil {
-		runErr = err
-	}
-	res.CPU = cpu1 - cpu0
-	res.Syscalls = sys1 - sys0
+	runErr := measure(&res, &phase, errs, t.PID, t.Warmup, t.Duration)
 	if !waitTimeout(&wg, stopTimeout) {
 		for _, c := range conns {
 			c.Close()
@@ -320,6 +289,45 @@ func open(n int, dial func(i int) (*Conn, error)) ([]*Conn, error) {
 	return conns, nil
 }
 
+// measure lets the workers warm up, then counts (phase 1) for duration
+// while it reads the server's CPU time and system calls around the window,
+// and stops them (phase 2). It returns the first error.
+func measure(res *Result, phase *atomic.Int32, errs <-chan error, pid int, warmup, duration time.Duration) error {
+	var runErr error
+	select {
+	case runErr = <-errs:
+	case <-time.After(warmup):
+	}
+	var cpu0 time.Duration
+	var sys0 uint64
+	var start time.Time
+	if runErr == nil {
+		sys0, runErr = Syscalls(pid)
+	}
+	if runErr == nil {
+		cpu0, runErr = CPUTime(pid)
+		start = time.Now()
+		phase.Store(1)
+		select {
+		case runErr = <-errs:
+		case <-time.After(duration):
+		}
+	}
+	res.Elapsed = time.Since(start)
+	phase.Store(2)
+	cpu1, err := CPUTime(pid)
+	if runErr == nil {
+		runErr = err
+	}
+	sys1, err := Syscalls(pid)
+	if runErr == nil {
+		runErr = err
+	}
+	res.CPU = cpu1 - cpu0
+	res.Syscalls = sys1 - sys0
+	return runErr
+}
+
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -379,38 +387,7 @@ func (t *HandshakeTest) Run() (Result, error) {
 			}
 		})
 	}
-	var runErr error
-	select {
-	case runErr = <-errs:
-	case <-time.After(t.Warmup):
-	}
-	var cpu0 time.Duration
-	var sys0 uint64
-	var start time.Time
-	if runErr == nil {
-		sys0, runErr = Syscalls(t.PID)
-	}
-	if runErr == nil {
-		cpu0, runErr = CPUTime(t.PID)
-		start = time.Now()
-		phase.Store(1)
-		select {
-		case runErr = <-errs:
-		case <-time.After(t.Duration):
-		}
-	}
-	res.Elapsed = time.Since(start)
-	phase.Store(2)
-	cpu1, err := CPUTime(t.PID)
-	if runErr == nil {
-		runErr = err
-	}
-	sys1, err := Syscalls(t.PID)
-	if runErr == nil {
-		runErr = err
-	}
-	res.CPU = cpu1 - cpu0
-	res.Syscalls = sys1 - sys0
+	runErr := measure(&res, &phase, errs, t.PID, t.Warmup, t.Duration)
 	if !waitTimeout(&wg, stopTimeout) && runErr == nil {
 		runErr = errors.New("handshakes did not finish")
 	}
