@@ -119,6 +119,11 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 	if fin {
 		b0 |= 0x80
 	}
+	return maskedFrame(b0, payload, [4]byte{0x37, 0xfa, 0x21, 0x3d})
+}
+
+// maskedFrame builds a client frame whose first byte is b0, masked with key.
+func maskedFrame(b0 byte, payload []byte, key [4]byte) []byte {
 	var f []byte
 	switch n := len(payload); {
 	case n < 126:
@@ -128,7 +133,6 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 	default:
 		f = append([]byte{b0, 0x80 | 127}, binary.BigEndian.AppendUint64(nil, uint64(n))...)
 	}
-	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	f = append(f, key[:]...)
 	for i, b := range payload {
 		f = append(f, b^key[i%4])

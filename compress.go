@@ -293,7 +293,10 @@ func deflate(dst *bytes.Buffer, p, dict []byte, bits, level int) error {
 var flateWriters sync.Map // [2]int{bits, level} -> *sync.Pool
 
 func getFlateWriter(bits, level int) *flate.Writer {
-	pool, _ := flateWriters.LoadOrStore([2]int{bits, level}, &sync.Pool{})
+	pool, ok := flateWriters.Load([2]int{bits, level})
+	if !ok { // the first use of this setting: the only allocation of a pool
+		pool, _ = flateWriters.LoadOrStore([2]int{bits, level}, &sync.Pool{})
+	}
 	if w, ok := pool.(*sync.Pool).Get().(*flate.Writer); ok {
 		return w
 	}

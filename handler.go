@@ -210,11 +210,11 @@ func (h *Handler) Stats() Stats {
 // ServeHTTP answers a WebSocket handshake of any dialect, hijacks the
 // connection and calls Serve with it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !isUpgrade(r) && h.Fallback != nil {
+	hs, ref := h.negotiate(r)
+	if ref != nil && ref.reason == refNotWebSocket && h.Fallback != nil {
 		h.Fallback.ServeHTTP(w, r)
 		return
 	}
-	hs, ref := h.negotiate(r)
 	if ref == nil && h.Serve == nil {
 		http.Error(w, "websocket: Handler.Serve is nil", http.StatusInternalServerError)
 		return

@@ -170,7 +170,7 @@ func hosCheckServed(t *testing.T, srv *httptest.Server, d Dialect) {
 	t.Helper()
 	c := dialDialect(t, srv, d, "/check")
 	hosEchoes(t, c, d, "still served, "+d.String())
-	hosClientClose(t, c, d)
+	htClientClose(t, c, d)
 }
 
 // hosEchoes checks that msg is echoed, skipping any ping or pong.
@@ -192,38 +192,6 @@ func hosEchoes(t *testing.T, c *rawClient, d Dialect, msg string) {
 			t.Fatalf("%s: echo of %q came back as %+v", d, msg, f)
 		}
 		return
-	}
-}
-
-// hosClientClose closes from the client side and checks the server's
-// answer and TCP close; a hixie-75 client just hangs up.
-func hosClientClose(t *testing.T, c *rawClient, d Dialect) {
-	t.Helper()
-	switch {
-	case d.hybi():
-		c.write(clientFrame(true, 8, closePayload(StatusNormalClosure, "bye")))
-		if code := c.expectClose(); code != StatusNormalClosure {
-			t.Fatalf("%s: close answered with %v", d, code)
-		}
-	case d == Hixie76:
-		c.write([]byte{0xFF, 0x00})
-		hosExpectBytes(t, c, "\xff\x00")
-		c.expectEOF()
-	default:
-		c.conn.Close()
-	}
-}
-
-// hosExpectBytes reads len(want) bytes and compares them with want.
-func hosExpectBytes(t *testing.T, c *rawClient, want string) {
-	t.Helper()
-	got := make([]byte, len(want))
-	n, err := io.ReadFull(c.br, got)
-	if err != nil {
-		t.Fatalf("reading %q: %v, got %q", want, err, got[:n])
-	}
-	if string(got) != want {
-		t.Fatalf("got %q, want %q", got, want)
 	}
 }
 
@@ -558,7 +526,7 @@ func TestHostileHybiOverLimit(t *testing.T) {
 				if op, msg := c.readMessage(tc.d); op != 1 || len(msg) != 1024 {
 					t.Fatalf("a message of exactly the limit came back as op %d, %d bytes", op, len(msg))
 				}
-				hosClientClose(t, c, tc.d)
+				htClientClose(t, c, tc.d)
 				rec.wait(t)
 				return
 			}

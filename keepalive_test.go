@@ -90,7 +90,7 @@ func TestKeepalivePingsAnswered(t *testing.T) {
 				t.Errorf("%d pings in %v with PingInterval %v", pings, time.Since(start), interval)
 			}
 			hosEchoes(t, c, d, "still here")
-			hosClientClose(t, c, d)
+			htClientClose(t, c, d)
 			if res := rec.wait(t); len(res.msgs) != 1 {
 				t.Errorf("the callback read %q, then %v", res.msgs, res.err)
 			}
@@ -242,7 +242,7 @@ func TestKeepaliveSlowLargeFrame(t *testing.T) {
 				if _, got := c.readMessage(tc.d); !bytes.Equal(got, payload) {
 					t.Fatalf("echo of %d bytes came back as %d", len(payload), len(got))
 				}
-				hosClientClose(t, c, tc.d)
+				htClientClose(t, c, tc.d)
 				rec.wait(t)
 				return
 			}
@@ -260,7 +260,7 @@ func TestKeepaliveSlowLargeFrame(t *testing.T) {
 				}
 				break
 			}
-			hosClientClose(t, c, tc.d)
+			htClientClose(t, c, tc.d)
 			rec.wait(t)
 		})
 	}
@@ -283,7 +283,7 @@ func TestKeepaliveNoPingsOnHixie(t *testing.T) {
 		defer func() {
 			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			hosEchoes(t, c, d, "no ping for me")
-			hosClientClose(t, c, d)
+			htClientClose(t, c, d)
 		}()
 	}
 	wg.Wait()
@@ -330,7 +330,7 @@ func TestIdleTimeout(t *testing.T) {
 					hosEchoes(t, c, tc.d, "chatter")
 					time.Sleep(50 * time.Millisecond)
 				}
-				hosClientClose(t, c, tc.d)
+				htClientClose(t, c, tc.d)
 				if res := rec.wait(t); errors.Is(res.err, ErrIdleTimeout) {
 					t.Errorf("a talking client was dropped as idle after %v", res.elapsed)
 				}
@@ -350,7 +350,7 @@ func TestIdleTimeout(t *testing.T) {
 					c.write(clientFrame(true, 8, f.payload[:2]))
 				}
 			case tc.d == Hixie76:
-				hosExpectBytes(t, c, "\xff\x00")
+				htExpectBytes(t, c, "\xff\x00")
 				closedAt = time.Now()
 				if tc.answer {
 					c.write([]byte{0xFF, 0x00})

@@ -553,22 +553,9 @@ func (c *soakClient) frameBytes(fin bool, rsv1 bool, op byte, payload []byte) []
 	if rsv1 {
 		b0 |= 0x40
 	}
-	var f []byte
-	switch n := len(payload); {
-	case n < 126:
-		f = []byte{b0, 0x80 | byte(n)}
-	case n < 1<<16:
-		f = []byte{b0, 0x80 | 126, byte(n >> 8), byte(n)}
-	default:
-		f = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, uint64(n))
-	}
 	var key [4]byte
 	binary.LittleEndian.PutUint32(key[:], c.rng.Uint32())
-	f = append(f, key[:]...)
-	for i, b := range payload {
-		f = append(f, b^key[i%4])
-	}
-	return f
+	return maskedFrame(b0, payload, key)
 }
 
 // soakCompressors pools compressors: each weighs most of a MiB.

@@ -77,7 +77,7 @@ func tlsHandshake(t *testing.T, c *rawClient, d Dialect, req string) http.Header
 	}
 	switch d {
 	case Hixie76:
-		hosExpectBytes(t, c, "8jKS'y:G*Co,Wxa-")
+		htExpectBytes(t, c, "8jKS'y:G*Co,Wxa-")
 	case Hybi07, Hybi08, RFC6455:
 		if got := header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 			t.Errorf("%s: Sec-WebSocket-Accept %q", d, got)
@@ -122,7 +122,7 @@ func TestTLSEveryDialect(t *testing.T) {
 					t.Errorf("binary echo: op %d, %d bytes", op, len(msg))
 				}
 			}
-			hosClientClose(t, c, d)
+			htClientClose(t, c, d)
 		})
 	}
 	hosWaitActive(t, h)
@@ -154,7 +154,7 @@ func TestTLSHixieLocation(t *testing.T) {
 					t.Errorf("Host %s: %s %q, want %q", tc.host, tlsLocationField[d], got, tc.want)
 				}
 				hosEchoes(t, c, d, "located")
-				hosClientClose(t, c, d)
+				htClientClose(t, c, d)
 			})
 		}
 	}
@@ -235,7 +235,7 @@ func TestTLSTerminatorProxyHeaders(t *testing.T) {
 					}
 				}
 				hosEchoes(t, c, d, "behind a proxy")
-				hosClientClose(t, c, d)
+				htClientClose(t, c, d)
 			}
 		})
 	}
@@ -263,7 +263,7 @@ func TestTLSConfiguredLocationBehindTerminator(t *testing.T) {
 				}
 			}
 			hosEchoes(t, c, d, "terminated")
-			hosClientClose(t, c, d)
+			htClientClose(t, c, d)
 		}
 	}
 	for _, tc := range []struct {

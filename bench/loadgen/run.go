@@ -238,13 +238,7 @@ func (t *EchoTest) Run() (Result, error) {
 	if runErr != nil {
 		return res, runErr
 	}
-	var all connStats
-	for i := range stats {
-		all.add(&stats[i])
-	}
-	res.Ops = all.ops
-	res.P50 = all.hist.Quantile(0.50)
-	res.P99 = all.hist.Quantile(0.99)
+	all := summarize(&res, stats)
 	res.Verified += all.verified
 	res.CompressedReplies += all.compressed
 	if all.ops > 0 {
@@ -328,6 +322,19 @@ func measure(res *Result, phase *atomic.Int32, errs <-chan error, pid int, warmu
 	return runErr
 }
 
+// summarize adds up the workers' stats and puts the counts and latency
+// quantiles into res.
+func summarize(res *Result, stats []connStats) connStats {
+	var all connStats
+	for i := range stats {
+		all.add(&stats[i])
+	}
+	res.Ops = all.ops
+	res.P50 = all.hist.Quantile(0.50)
+	res.P99 = all.hist.Quantile(0.99)
+	return all
+}
+
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -394,13 +401,7 @@ func (t *HandshakeTest) Run() (Result, error) {
 	if runErr != nil {
 		return res, runErr
 	}
-	var all connStats
-	for i := range stats {
-		all.add(&stats[i])
-	}
-	res.Ops = all.ops
-	res.P50 = all.hist.Quantile(0.50)
-	res.P99 = all.hist.Quantile(0.99)
+	all := summarize(&res, stats)
 	res.Verified = all.verified
 	return res, nil
 }
