@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -47,13 +48,17 @@ type codec interface {
 	inMessage() bool
 	// sizeHint guesses how much of the current message remains.
 	sizeHint() int
-	// writeData writes p as part of a message of type typ: first and fin
+	// The framing of what Conn writes (called with wmu held): what goes
+	// before and after the payload to make one frame.
+	//
+	// dataFrame frames p as part of a message of type typ: first and fin
 	// say whether p starts and ends it, compressed whether it is deflated.
-	writeData(typ MessageType, p []byte, first, fin, compressed bool) error
-	// writeClose writes the dialect's close (nothing for hixie-75).
-	writeClose(code StatusCode, reason string) error
-	// writeControl writes an RFC 6455 ping or pong.
-	writeControl(op opcode, payload []byte) error
+	dataFrame(typ MessageType, p []byte, first, fin, compressed bool) (pre, post []byte, err error)
+	// controlFrame frames an RFC 6455 ping or pong.
+	controlFrame(op opcode, payload []byte) (pre []byte, err error)
+	// closeFrame is the dialect's close, as a header and a payload (both
+	// empty for hixie-75, which has none).
+	closeFrame(code StatusCode, reason string) (pre, payload []byte)
 }
 
 // Conn is one WebSocket connection, whatever its dialect.
@@ -63,10 +68,9 @@ type codec interface {
 // whole, in the order the writers got to it.
 type Conn struct {
 	netConn      net.Conn
+	raw          syscall.RawConn // a plain socket's descriptor; nil for TLS and others
 	br           *connReader
-	bw           *bufio.Writer // pooled, only while a frame is written (wmu)
-	iov          net.Buffers   // vectored writes (wmu)
-	iovArr       [3][]byte     // what iov points into
+	rw           rawWriter // writes through raw (wmu)
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
@@ -93,6 +97,7 @@ type Conn struct {
 	closeSent bool         // wmu
 	writeErr  error        // wmu; sticky
 	deadline  atomic.Int64 // the user's write deadline, Unix ns; 0: none
+	armed     atomic.Int64 // the socket's write deadline as last armed, Unix ns; 0: unknown
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -132,6 +137,7 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 	default:
 		c.codec = &hybiCodec{c: c}
 	}
+	c.useRawSocket()
 	startKeepalive(c, h)
 	return c
 }
@@ -187,11 +193,22 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		ns = t.UnixNano()
 	}
 	c.deadline.Store(ns)
-	return c.netConn.SetWriteDeadline(t)
+	return c.setNetWriteDeadline(t)
+}
+
+// setNetWriteDeadline sets the socket's write deadline, which the next
+// write then re-arms.
+func (c *Conn) setNetWriteDeadline(t time.Time) error {
+	err := c.netConn.SetWriteDeadline(t)
+	c.armed.Store(0)
+	return err
 }
 
 // armWriteDeadline bounds the write about to start (wmu held) by the write
-// timeout, or the user's deadline if that comes first.
+// timeout, or the user's deadline if that comes first. Setting a deadline
+// updates a runtime timer, so the one armed is kept while it leaves at
+// least 15/16 of the timeout: a busy connection re-arms it a few times per
+// timeout instead of at every frame.
 func (c *Conn) armWriteDeadline() {
 	if c.writeTimeout <= 0 {
 		return // the user's deadline, if any, is already set
@@ -200,7 +217,21 @@ func (c *Conn) armWriteDeadline() {
 	if u := c.deadline.Load(); u != 0 && u < d {
 		d = u
 	}
+	if a := c.armed.Load(); a != 0 && a <= d && d-a < int64(c.writeTimeout/16) {
+		return
+	}
 	c.netConn.SetWriteDeadline(time.Unix(0, d))
+	c.armed.Store(d)
+}
+
+// restoreWriteDeadline puts the user's write deadline back on the socket
+// after a write that armed the write timeout (wmu held).
+func (c *Conn) restoreWriteDeadline() {
+	var t time.Time
+	if u := c.deadline.Load(); u != 0 {
+		t = time.Unix(0, u)
+	}
+	c.setNetWriteDeadline(t)
 }
 
 // SetPongHandler sets a function called with the payload of each pong the
@@ -262,6 +293,14 @@ func (c *Conn) NextReader() (MessageType, io.Reader, error) {
 func (c *Conn) nextLocked() (MessageType, error) {
 	if c.readErr != nil {
 		return 0, c.readErr
+	}
+	if !c.codec.inMessage() {
+		// The next message needs bytes: wait for them here, where the
+		// stack is shallow, so that an idle connection's goroutine keeps
+		// the smallest stack.
+		if err := c.br.wait(); err != nil {
+			return 0, c.setReadErr(err)
+		}
 	}
 	if c.codec.inMessage() {
 		if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
@@ -326,7 +365,7 @@ func (c *Conn) setReadErr(err error) error {
 // fail fails the connection for a protocol violation: it sends the close
 // code (where the dialect has one), closes TCP and returns the error to report.
 func (c *Conn) fail(code StatusCode, reason string) error {
-	c.netConn.SetWriteDeadline(time.Now().Add(c.closeTimeout))
+	c.setNetWriteDeadline(time.Now().Add(c.closeTimeout))
 	if len(reason) > maxControlPayload-2 {
 		reason = ""
 	}
@@ -374,7 +413,10 @@ func (c *Conn) WriteText(s string) error {
 
 // writeWhole writes a message as one frame, compressed if worth it (msgMu held).
 func (c *Conn) writeWhole(typ MessageType, p []byte) error {
-	return c.writePart(typ, p, true, true, c.deflater != nil && c.deflater.worthIt(len(p)))
+	if c.deflater != nil && c.deflater.worthIt(len(p)) {
+		return c.writePart(typ, p, true, true, true)
+	}
+	return c.writeData(typ, p, true, true, false)
 }
 
 // writePart writes p as one frame of a message (msgMu held), deflated if
@@ -422,60 +464,75 @@ func (c *Conn) checkType(typ MessageType) error {
 	return nil
 }
 
+// writeData writes p as one frame of a message.
 func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {
-	return c.writeFrame(func() error { return c.codec.writeData(typ, p, first, fin, compressed) })
-}
-
-// writeFrame runs write, which puts one frame into bw, and sends it, under
-// wmu: unless a close was sent or writing failed before.
-func (c *Conn) writeFrame(write func() error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return err
+	}
+	pre, post, err := c.codec.dataFrame(typ, p, first, fin, compressed)
+	if err != nil {
+		return err
+	}
+	// As send does, without its frame on the stack: the path of every
+	// message stays shallow enough for a goroutine's smallest stack.
+	if c.raw != nil {
+		err = c.sendRaw(pre, p, post)
+	} else {
+		err = c.sendConn(pre, p, post)
+	}
+	return c.setWriteErr(err)
+}
+
+// send writes pre, p and post, one frame (wmu held).
+func (c *Conn) send(pre, p, post []byte) error {
+	if c.raw != nil {
+		return c.sendRaw(pre, p, post)
+	}
+	return c.sendConn(pre, p, post)
+}
+
+// writeFrame writes frame, which is whole and framed already.
+func (c *Conn) writeFrame(frame []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return err
+	}
+	return c.setWriteErr(c.send(frame, nil, nil))
+}
+
+// writable reports why nothing more may be written, if so (wmu held).
+func (c *Conn) writable() error {
 	switch {
 	case c.closeSent:
 		return ErrClosed
 	case c.writeErr != nil:
 		return c.writeErr
 	}
-	return c.flushFrame(write)
+	return nil
 }
 
-// flushFrame runs write and flushes bw within the write timeout (wmu held).
-// bw comes from a pool for the frame: an idle connection holds none.
-func (c *Conn) flushFrame(write func() error) error {
+// sendConn writes pre, p and post, one frame, through net.Conn (wmu held):
+// a small frame as one write, through a pooled buffer.
+func (c *Conn) sendConn(pre, p, post []byte) error {
 	c.armWriteDeadline()
-	c.bw = frameWriters.Get().(*bufio.Writer)
-	c.bw.Reset(c.netConn)
-	err := write()
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	c.bw.Reset(nil)
-	frameWriters.Put(c.bw)
-	c.bw = nil
-	return c.setWriteErr(err)
-}
-
-var frameWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
-
-// writeBuffered writes pre, p and post, a frame: through bw when it fits,
-// else what bw holds and the three with one vectored write, sparing a copy
-// of p (wmu held).
-func (c *Conn) writeBuffered(pre, p, post []byte) error {
-	if len(pre)+len(p)+len(post) <= c.bw.Available() {
-		c.bw.Write(pre)
-		c.bw.Write(p)
-		_, err := c.bw.Write(post)
+	if n := len(pre) + len(p) + len(post); n <= writeBufSize {
+		buf := messageBufs.Get().(*[]byte)
+		defer messageBufs.Put(buf)
+		b := append(append(append((*buf)[:0], pre...), p...), post...)
+		_, err := c.netConn.Write(b)
 		return err
 	}
-	if err := c.bw.Flush(); err != nil {
-		return err
+	for _, b := range [3][]byte{pre, p, post} {
+		if len(b) > 0 {
+			if _, err := c.netConn.Write(b); err != nil {
+				return err
+			}
+		}
 	}
-	c.iovArr = [3][]byte{pre, p, post}
-	c.iov = c.iovArr[:]
-	_, err := c.iov.WriteTo(c.netConn) // consumes c.iov
-	c.iovArr = [3][]byte{}
-	return err
+	return nil
 }
 
 // setWriteErr keeps err (wmu held) if it leaves the stream broken.
@@ -584,7 +641,16 @@ func (c *Conn) Ping(payload []byte) error {
 }
 
 func (c *Conn) writeControl(op opcode, payload []byte) error {
-	return c.writeFrame(func() error { return c.codec.writeControl(op, payload) })
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return err
+	}
+	pre, err := c.codec.controlFrame(op, payload)
+	if err != nil {
+		return err
+	}
+	return c.setWriteErr(c.send(pre, payload, nil))
 }
 
 // writeClose sends the close once; later calls return ErrClosed.
@@ -598,7 +664,11 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	return c.flushFrame(func() error { return c.codec.writeClose(code, reason) })
+	pre, payload := c.codec.closeFrame(code, reason)
+	if len(pre) == 0 {
+		return nil
+	}
+	return c.setWriteErr(c.send(pre, payload, nil))
 }
 
 // Close performs the closing handshake: it sends a close with code and

@@ -121,19 +121,36 @@ func appendFrameHeader(b []byte, fin bool, op opcode, rsv1 bool, length int) []b
 
 // maskBytes XORs b with the mask key, starting at position pos of the key,
 // and returns the position after b. The same call masks and unmasks.
-func maskBytes(key [4]byte, pos int, b []byte) int {
-	if len(b) >= 16 {
-		// Rotate the key to start at pos and work a word at a time.
+func maskBytes(key [4]byte, pos int, b []byte) int { return maskCopy(key, pos, b, b) }
+
+// maskCopy writes src XORed with the mask key to dst (dst may be src; it
+// is at least as long), starting at position pos of the key, and returns
+// the position after src: unmasking while copying costs no more than
+// unmasking in place.
+func maskCopy(key [4]byte, pos int, dst, src []byte) int {
+	dst = dst[:len(src)]
+	if len(src) >= 16 {
+		// Rotate the key to start at pos and work 8 bytes at a time, 32
+		// per iteration: the compiler does not vectorise, unrolling helps.
 		k32 := binary.LittleEndian.Uint32(key[:])
 		k32 = bits.RotateLeft32(k32, -8*(pos&3))
 		k64 := uint64(k32) | uint64(k32)<<32
-		for len(b) >= 8 {
-			binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k64)
-			b = b[8:]
+		le := binary.LittleEndian
+		i := 0
+		for ; i+32 <= len(src) && i+32 <= len(dst); i += 32 {
+			s, d := src[i:i+32], dst[i:i+32]
+			le.PutUint64(d[0:], le.Uint64(s[0:])^k64)
+			le.PutUint64(d[8:], le.Uint64(s[8:])^k64)
+			le.PutUint64(d[16:], le.Uint64(s[16:])^k64)
+			le.PutUint64(d[24:], le.Uint64(s[24:])^k64)
 		}
+		for ; i+8 <= len(src) && i+8 <= len(dst); i += 8 {
+			le.PutUint64(dst[i:], le.Uint64(src[i:])^k64)
+		}
+		dst, src = dst[i:], src[i:]
 	}
-	for i := range b {
-		b[i] ^= key[pos&3]
+	for i := range src {
+		dst[i] = src[i] ^ key[pos&3]
 		pos++
 	}
 	return pos & 3
@@ -363,9 +380,19 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > h.remaining {
 		p = p[:h.remaining]
 	}
-	n, err := h.c.br.Read(p)
+	var n int
+	var err error
+	if h.c.br.Buffered() == 0 && len(p) >= h.c.br.bufSize() {
+		n, err = h.c.br.Read(p) // straight into p, no copy
+		h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
+	} else {
+		var buf []byte
+		buf, err = h.c.br.Next(len(p))
+		n = len(buf)
+		h.maskPos = maskCopy(h.mask, h.maskPos, p, buf)
+		h.c.br.consumed(n)
+	}
 	h.c.heard.Add(1) // a long frame trickling in is a peer alive
-	h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
 	h.remaining -= int64(n)
 	h.raw += int64(n)
 	if err == io.EOF {
@@ -374,29 +401,23 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	return n, err
 }
 
-func (h *hybiCodec) writeFrame(op opcode, fin, rsv1 bool, p []byte) error {
-	return h.c.writeBuffered(appendFrameHeader(h.hdr[:0], fin, op, rsv1, len(p)), p, nil)
-}
-
-func (h *hybiCodec) writeData(typ MessageType, p []byte, first, fin, compressed bool) error {
+func (h *hybiCodec) dataFrame(typ MessageType, p []byte, first, fin, compressed bool) (pre, post []byte, err error) {
 	op := opContinuation
 	if first {
 		op = opcode(typ)
 	}
-	return h.writeFrame(op, fin, compressed && first, p)
+	return appendFrameHeader(h.hdr[:0], fin, op, compressed && first, len(p)), nil, nil
 }
 
-func (h *hybiCodec) writeControl(op opcode, payload []byte) error {
-	return h.writeFrame(op, true, false, payload)
+func (h *hybiCodec) controlFrame(op opcode, payload []byte) ([]byte, error) {
+	return appendFrameHeader(h.hdr[:0], true, op, false, len(payload)), nil
 }
 
-// writeClose sends a close frame; code 0 sends one with no payload.
-func (h *hybiCodec) writeClose(code StatusCode, reason string) error {
-	if code == 0 {
-		return h.writeFrame(opClose, true, false, nil)
+// closeFrame is a close with code and reason; code 0: one with no payload.
+func (h *hybiCodec) closeFrame(code StatusCode, reason string) (pre, payload []byte) {
+	if code != 0 {
+		payload = binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+		payload = append(payload, reason...)
 	}
-	var b [maxControlPayload]byte
-	binary.BigEndian.PutUint16(b[:], uint16(code))
-	n := copy(b[2:], reason)
-	return h.writeFrame(opClose, true, false, b[:2+n])
+	return appendFrameHeader(h.hdr[:0], true, opClose, false, len(payload)), payload
 }

@@ -24,8 +24,15 @@ var errInvalidHixieText = errors.New("websocket: hixie text may not contain byte
 
 func (x *hixieCodec) inMessage() bool { return x.inText }
 
-// sizeHint is what is buffered: a browser's message usually arrives whole.
-func (x *hixieCodec) sizeHint() int { return x.c.br.Buffered() }
+// sizeHint is the rest of the message if its end is buffered (a
+// browser's message usually arrives whole), else what is buffered.
+func (x *hixieCodec) sizeHint() int {
+	buf := x.c.br.Pending()
+	if end := bytes.IndexByte(buf, 0xFF); end >= 0 {
+		return end
+	}
+	return len(buf)
+}
 
 func (x *hixieCodec) next() (MessageType, error) {
 	br := x.c.br
@@ -102,10 +109,10 @@ func (x *hixieCodec) skipToSentinel() error {
 // the next 0xFF, excluded, and whether that 0xFF is buffered.
 func (x *hixieCodec) buffered() ([]byte, bool, error) {
 	br := x.c.br
-	if _, err := br.Peek(1); err != nil {
+	if err := br.wait(); err != nil {
 		return nil, false, unexpected(err)
 	}
-	buf, _ := br.Peek(br.Buffered())
+	buf := br.Pending()
 	if end := bytes.IndexByte(buf, 0xFF); end >= 0 {
 		return buf[:end], true, nil
 	}
@@ -155,34 +162,36 @@ func unexpected(err error) error {
 	return err
 }
 
-func (x *hixieCodec) writeData(_ MessageType, p []byte, first, fin, _ bool) error {
+func (x *hixieCodec) dataFrame(_ MessageType, p []byte, first, fin, _ bool) (pre, post []byte, err error) {
 	if bytes.IndexByte(p, 0xFF) >= 0 {
-		return errInvalidHixieText
+		return nil, nil, errInvalidHixieText
 	}
-	var pre, post []byte
 	if first {
 		pre, x.writing = hixieStart, true
 	}
 	if fin {
 		post, x.writing = hixieEnd, false
 	}
-	return x.c.writeBuffered(pre, p, post)
+	return pre, post, nil
 }
 
-var hixieStart, hixieEnd = []byte{0x00}, []byte{0xFF}
+func (x *hixieCodec) controlFrame(opcode, []byte) ([]byte, error) { return nil, errors.ErrUnsupported }
 
-func (x *hixieCodec) writeControl(opcode, []byte) error { return errors.ErrUnsupported }
-
-func (x *hixieCodec) writeClose(StatusCode, string) error {
-	if x.c.dialect != Hixie76 {
-		return nil
-	}
-	bw := x.c.bw
-	if x.writing {
+// closeFrame is hixie-76's closing handshake; hixie-75 has none.
+func (x *hixieCodec) closeFrame(StatusCode, string) (pre, payload []byte) {
+	switch {
+	case x.c.dialect != Hixie76:
+		return nil, nil
+	case x.writing:
 		// End the message cut short by the close, so the peer sees the close.
-		bw.WriteByte(0xFF)
 		x.writing = false
+		return hixieEndClose, nil
 	}
-	bw.WriteByte(0xFF)
-	return bw.WriteByte(0x00)
+	return hixieEndClose[1:], nil
 }
+
+var (
+	hixieStart    = []byte{0x00}
+	hixieEnd      = []byte{0xFF}
+	hixieEndClose = []byte{0xFF, 0xFF, 0x00} // a message's end, then the close
+)

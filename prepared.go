@@ -89,8 +89,5 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 		// The peer's window will hold the message: so must ours.
 		c.deflater.history.write(pm.data)
 	}
-	return c.writeFrame(func() error {
-		_, err := c.netConn.Write(f) // already a whole frame: no copy into bw
-		return err
-	})
+	return c.writeFrame(f)
 }

@@ -8,10 +8,19 @@ import (
 	"syscall"
 )
 
-// readBufSize is the size of a connection's read buffer while it has one.
-const readBufSize = 4096
+// Sizes of a connection's read buffer while it has one: small, unless the
+// last read filled a small one (the peer sends in bulk); large enough then
+// that a 16 KiB message and its header arrive in one system call, to be
+// unmasked as they are copied out.
+const (
+	smallReadBuf = 4 << 10
+	largeReadBuf = 32 << 10
+)
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+var readBufs = [2]sync.Pool{
+	{New: func() any { b := make([]byte, smallReadBuf); return &b }},
+	{New: func() any { b := make([]byte, largeReadBuf); return &b }},
+}
 
 // connReader buffers what a connection reads in a pooled buffer that it
 // gives back whenever it is empty, so that a connection waiting for its
@@ -21,11 +30,12 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 type connReader struct {
 	conn net.Conn
 	raw  syscall.RawConn // nil: not a plain socket (TLS, a pipe)
-	buf  *[]byte         // nil while empty
-	r, w int
+	buf   *[]byte         // nil while empty
+	r, w  int
+	large bool // the next buffer is a large one
 
-	// The read in progress through raw: its result, and a closure made
-	// once, so that a read allocates nothing.
+	// The read in progress through raw (rawio_linux.go): its result, and
+	// a closure made once, so that a read allocates nothing.
 	n     int
 	err   error
 	rawFn func(fd uintptr) bool
@@ -33,12 +43,6 @@ type connReader struct {
 
 func newConnReader(conn net.Conn, buffered []byte) *connReader {
 	cr := &connReader{conn: conn}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			cr.raw = raw
-			cr.rawFn = cr.readRaw
-		}
-	}
 	if len(buffered) > 0 {
 		cr.acquire()
 		cr.w = copy(*cr.buf, buffered)
@@ -46,11 +50,41 @@ func newConnReader(conn net.Conn, buffered []byte) *connReader {
 	return cr
 }
 
-func (cr *connReader) acquire() { cr.buf = readBufs.Get().(*[]byte) }
+func (cr *connReader) acquire() { cr.buf = readBufs[cr.sizeClass()].Get().(*[]byte) }
+
+func (cr *connReader) sizeClass() int {
+	if cr.large {
+		return 1
+	}
+	return 0
+}
+
+// bufSize is the size of the next buffer.
+func (cr *connReader) bufSize() int {
+	if cr.large {
+		return largeReadBuf
+	}
+	return smallReadBuf
+}
 
 func (cr *connReader) release() {
-	readBufs.Put(cr.buf)
+	class := 0
+	if len(*cr.buf) == largeReadBuf {
+		class = 1
+	}
+	readBufs[class].Put(cr.buf)
 	cr.buf, cr.r, cr.w = nil, 0, 0
+}
+
+// sized picks the next buffer's size after a read of n bytes.
+func (cr *connReader) sized(n int) { cr.large = n >= smallReadBuf }
+
+// Pending is what is buffered, valid until the next read.
+func (cr *connReader) Pending() []byte {
+	if cr.buf == nil {
+		return nil
+	}
+	return (*cr.buf)[cr.r:cr.w]
 }
 
 // Buffered is how many bytes can be read without waiting.
@@ -61,6 +95,14 @@ func (cr *connReader) consumed(n int) {
 	if cr.r += n; cr.r == cr.w && cr.buf != nil {
 		cr.release()
 	}
+}
+
+// wait waits until there are bytes to read.
+func (cr *connReader) wait() error {
+	if cr.w > cr.r {
+		return nil
+	}
+	return cr.fill()
 }
 
 // fill reads more into the buffer: at least one byte, or an error.
@@ -77,6 +119,7 @@ func (cr *connReader) fill() error {
 	}
 	n, err := cr.conn.Read((*cr.buf)[cr.w:])
 	cr.w += n
+	cr.sized(n)
 	if n > 0 {
 		return nil
 	}
@@ -100,36 +143,11 @@ func (cr *connReader) fillRaw() error {
 		return cr.err
 	}
 	cr.w = cr.n
+	cr.sized(cr.n)
 	return nil
 }
 
-// readRaw is the function raw.Read calls: it reads into a buffer taken
-// from the pool, and returns the buffer and false (wait) on an empty socket.
-func (cr *connReader) readRaw(fd uintptr) bool {
-	cr.acquire()
-	for {
-		n, err := syscall.Read(int(fd), *cr.buf)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			cr.release()
-			return false
-		case err != nil:
-			cr.err = &net.OpError{Op: "read", Net: "tcp", Source: cr.conn.LocalAddr(), Addr: cr.conn.RemoteAddr(), Err: err}
-		case n == 0:
-			cr.err = io.EOF
-		}
-		if cr.err != nil {
-			cr.release()
-		} else {
-			cr.n = n
-		}
-		return true
-	}
-}
-
-// Peek returns the next n bytes (n <= readBufSize) without consuming them.
+// Peek returns the next n bytes (n <= smallReadBuf) without consuming them.
 func (cr *connReader) Peek(n int) ([]byte, error) {
 	for cr.w-cr.r < n {
 		if err := cr.fill(); err != nil {
@@ -158,6 +176,17 @@ func (cr *connReader) Discard(n int) (int, error) {
 	return done, nil
 }
 
+// Next returns up to n buffered bytes, reading first if none are; the
+// caller consumes them with consumed once it is done with them.
+func (cr *connReader) Next(n int) ([]byte, error) {
+	if cr.w == cr.r {
+		if err := cr.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return (*cr.buf)[cr.r:min(cr.w, cr.r+n)], nil
+}
+
 // Read reads up to len(p) bytes: from the buffer if it holds any, else
 // straight into p when p is large, sparing a copy.
 func (cr *connReader) Read(p []byte) (int, error) {
@@ -165,7 +194,7 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if cr.w == cr.r {
-		if len(p) >= readBufSize {
+		if len(p) >= cr.bufSize() {
 			n, err := cr.conn.Read(p)
 			if n > 0 {
 				err = nil

@@ -1,0 +1,125 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// useRawSocket makes the reads and writes of a plain socket go straight
+// to its descriptor (TLS and other connections go through net.Conn): a
+// read waits for data without holding a buffer, and a frame's parts go out
+// with one writev.
+func (c *Conn) useRawSocket() {
+	sc, ok := c.netConn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	c.raw = raw
+	c.rw.fn = c.writev
+	c.br.raw, c.br.rawFn = raw, c.br.readRaw
+}
+
+// readRaw is the function raw.Read calls: it reads into a buffer taken
+// from the pool, and returns the buffer and false (wait) on an empty socket.
+func (cr *connReader) readRaw(fd uintptr) bool {
+	cr.acquire()
+	for {
+		n, err := syscall.Read(int(fd), *cr.buf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			cr.release()
+			return false
+		case err != nil:
+			cr.err = &net.OpError{Op: "read", Net: "tcp", Source: cr.conn.LocalAddr(), Addr: cr.conn.RemoteAddr(), Err: err}
+		case n == 0:
+			cr.err = io.EOF
+		}
+		if cr.err != nil {
+			cr.release()
+		} else {
+			cr.n = n
+		}
+		return true
+	}
+}
+
+// rawWriter writes a frame's parts with writev, without a copy and
+// without a deadline until the socket is full.
+type rawWriter struct {
+	iov     [3]syscall.Iovec
+	pending []syscall.Iovec // what is left to write
+	err     error
+	blocked bool // the socket filled up and a write deadline was armed
+	fn      func(fd uintptr) bool
+}
+
+// sendRaw writes pre, p and post with one system call (more if the socket
+// fills up) on a plain socket (wmu held). Only a write that would block
+// arms the write timeout: a write that completes at once needs no timer.
+func (c *Conn) sendRaw(pre, p, post []byte) error {
+	w := &c.rw
+	w.pending, w.err = w.iov[:0], nil
+	w.add(pre)
+	w.add(p)
+	w.add(post)
+	err := c.raw.Write(w.fn)
+	if w.blocked {
+		w.blocked = false
+		c.restoreWriteDeadline()
+	}
+	w.iov = [3]syscall.Iovec{} // keep no reference to the caller's bytes
+	w.pending = nil
+	if err != nil {
+		return err
+	}
+	return w.err
+}
+
+func (w *rawWriter) add(b []byte) {
+	if len(b) > 0 {
+		w.pending = append(w.pending, syscall.Iovec{Base: unsafe.SliceData(b)})
+		w.pending[len(w.pending)-1].SetLen(len(b))
+	}
+}
+
+// writev is the function raw.Write calls.
+func (c *Conn) writev(fd uintptr) bool {
+	w := &c.rw
+	for len(w.pending) > 0 {
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd,
+			uintptr(unsafe.Pointer(&w.pending[0])), uintptr(len(w.pending)))
+		switch errno {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if !w.blocked {
+				w.blocked = true
+				c.armWriteDeadline()
+			}
+			return false // wait until the socket has room
+		default:
+			w.err = &net.OpError{Op: "write", Net: "tcp", Source: c.netConn.LocalAddr(), Addr: c.netConn.RemoteAddr(), Err: errno}
+			return true
+		}
+		for n > 0 {
+			v := &w.pending[0]
+			if l := uintptr(v.Len); n < l {
+				v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
+				v.SetLen(int(l - n))
+				break
+			}
+			n -= uintptr(v.Len)
+			w.pending = w.pending[1:]
+		}
+	}
+	return true
+}
