@@ -28,8 +28,8 @@ var readBufs = [2]sync.Pool{
 // buffer, through syscall.RawConn, at no extra system call: the read is
 // tried first, and only an empty socket waits, with the buffer returned.
 type connReader struct {
-	conn net.Conn
-	raw  syscall.RawConn // nil: not a plain socket (TLS, a pipe)
+	conn  net.Conn
+	raw   syscall.RawConn // nil: not a plain socket (TLS, a pipe)
 	buf   *[]byte         // nil while empty
 	r, w  int
 	large bool // the next buffer is a large one
