@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"testing"
@@ -117,5 +118,48 @@ func BenchmarkHandshake(b *testing.B) {
 			b.Fatal(err, string(buf[:n]))
 		}
 		conn.Close()
+	}
+}
+
+// BenchmarkEcho measures round trips of a text message over loopback TCP,
+// one at a time, to a server that reads into a reused buffer and writes
+// the message back: the whole path, system calls included, in each dialect.
+func BenchmarkEcho(b *testing.B) {
+	for _, d := range []Dialect{RFC6455, Hixie76} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
+				srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {
+					var buf []byte
+					for {
+						typ, msg, err := c.AppendMessage(buf[:0])
+						if err != nil {
+							return
+						}
+						if c.WriteMessage(typ, msg) != nil {
+							return
+						}
+						buf = msg
+					}
+				}})
+				defer srv.Close()
+				c := dialDialect(b, srv, d, "/")
+				msg := bytes.Repeat([]byte("x"), n)
+				frame := clientFrame(true, 1, msg)
+				reply := append(appendFrameHeader(nil, true, opText, false, n), msg...)
+				if !d.hybi() {
+					frame = append(append([]byte{0}, msg...), 0xFF)
+					reply = frame
+				}
+				got := make([]byte, len(reply))
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					c.write(frame)
+					if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, reply) {
+						b.Fatal(err, len(got))
+					}
+				}
+			})
+		}
 	}
 }

@@ -78,11 +78,11 @@ type Conn struct {
 	deflater     *deflater // nil without permessage-deflate (msgMu)
 	req          *http.Request
 	closeTimeout time.Duration
-	writeTimeout time.Duration // <= 0: none
-	ctx          context.Context
-	cancel       context.CancelFunc
-	keepalive    *keepalive    // nil when not configured
-	heard        atomic.Uint64 // frames received, for keepalive
+	writeTimeout time.Duration      // <= 0: none
+	ctx          context.Context    // made by Context (hooksMu)
+	cancel       context.CancelFunc // (hooksMu)
+	keepalive    *keepalive         // nil when not configured
+	heard        atomic.Uint64      // frames received, for keepalive
 	cause        atomic.Pointer[error]
 
 	rmu       sync.Mutex // held while reading from br
@@ -122,9 +122,6 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
-	// The request's values, not its cancellation: net/http cancels it when
-	// ServeHTTP returns, right after the handshake.
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(req.Context()))
 	c.readLimit.Store(h.readLimit())
 	switch {
 	case !hs.dialect.hybi():
@@ -162,8 +159,20 @@ func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
 func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
 
 // Context is done once the connection has closed: goroutines that serve it
-// (a ticker, a subscription) can stop on it.
-func (c *Conn) Context() context.Context { return c.ctx }
+// (a ticker, a subscription) can stop on it. It carries the values of the
+// request's context, not its cancellation: net/http cancels that one once
+// the handshake is done.
+func (c *Conn) Context() context.Context {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	if c.ctx == nil { // made on first use: most connections never need one
+		c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(c.req.Context()))
+		if c.closed.Load() {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
 
 // SetReadLimit sets the largest message, in bytes, that the peer may send;
 // a larger one fails the connection (close 1009). A negative limit means none.
@@ -262,7 +271,12 @@ func (c *Conn) AppendMessage(dst []byte) (MessageType, []byte, error) {
 	}
 	for {
 		if len(dst) == cap(dst) {
-			dst = slices.Grow(dst, max(c.codec.sizeHint(), 512))
+			// Usually the hint is the exact size of the message.
+			hint := c.codec.sizeHint()
+			if hint <= 0 {
+				hint = 512
+			}
+			dst = slices.Grow(dst, hint)
 		}
 		n, err := c.codec.read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -749,8 +763,10 @@ func (c *Conn) closeNow() error {
 			go c.keepalive.stop() // stop may be called from the timer itself
 		}
 		err = c.netConn.Close()
-		c.cancel()
 		c.hooksMu.Lock()
+		if c.cancel != nil {
+			c.cancel()
+		}
 		hooks := c.onClose
 		c.onClose = nil
 		c.hooksMu.Unlock()

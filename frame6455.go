@@ -395,8 +395,11 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	h.c.heard.Add(1) // a long frame trickling in is a peer alive
 	h.remaining -= int64(n)
 	h.raw += int64(n)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		err = io.ErrUnexpectedEOF
+	case err == nil && h.remaining == 0 && h.fin:
+		err = io.EOF // with the last bytes: a reader need not ask again
 	}
 	return n, err
 }

@@ -151,6 +151,7 @@ func (x *hixieCodec) read(p []byte) (int, error) {
 		if !x.utf8.complete() {
 			return n, x.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
 		}
+		return n, io.EOF // with the last bytes: a reader need not ask again
 	}
 	return n, nil
 }

@@ -96,7 +96,10 @@ type Handler struct {
 
 	// WriteTimeout bounds each frame written, so that a client that stops
 	// reading cannot block a writer forever; the connection is unusable
-	// after a write times out (0: DefaultWriteTimeout; negative: none).
+	// after a write times out (0: DefaultWriteTimeout; negative: none). On
+	// a plain TCP connection under Linux it counts from when the write
+	// finds the socket's buffer full: a write that goes out at once arms
+	// no timer.
 	WriteTimeout time.Duration
 
 	// PingInterval, on RFC 6455 dialects, pings a peer silent for that

@@ -1,0 +1,116 @@
+package websocket
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// An idle connection, after a message each way, costs little memory: its
+// goroutine keeps the smallest stack (2 KiB; the read waits and every
+// write is made where the stack is shallow) and its heap is the Conn, the
+// kept request and the socket. The clients are bare sockets, so that the
+// heap measured is the server's alone.
+func TestIdleConnectionMemory(t *testing.T) {
+	h := &Handler{Serve: func(c *Conn) {
+		var buf []byte
+		for {
+			typ, msg, err := c.AppendMessage(buf[:0])
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(typ, msg) != nil {
+				return
+			}
+			buf = msg
+		}
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	const conns = 1000
+	req := []byte(handshakeRequest(RFC6455, ln.Addr().String(), "/"))
+	msg := bytes.Repeat([]byte("m"), 32)
+	frame := clientFrame(true, 2, msg)
+	reply := append([]byte{0x82, 32}, msg...)
+	buf := make([]byte, 4096)
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}()
+	// exchange writes out and reads until want has arrived, retrying the
+	// system calls the runtime's signals interrupt.
+	exchange := func(fd int, out []byte, want string) {
+		t.Helper()
+		for len(out) > 0 {
+			n, err := syscall.Write(fd, out)
+			if err != nil && err != syscall.EINTR {
+				t.Fatal(err)
+			}
+			out = out[max(n, 0):]
+		}
+		got := 0
+		for !bytes.Contains(buf[:got], []byte(want)) {
+			n, err := syscall.Read(fd, buf[got:])
+			switch {
+			case err == syscall.EINTR:
+			case err != nil || n == 0:
+				t.Fatalf("got %q, %v; want %q", buf[:got], err, want)
+			default:
+				got += n
+			}
+		}
+	}
+	dial := func() {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		tv := syscall.Timeval{Sec: 10}
+		syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+		if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		exchange(fd, req, " 101 ")
+		exchange(fd, frame, string(reply))
+	}
+	dial() // the server's first connection warms its pools
+	settle := func(ms *runtime.MemStats) {
+		time.Sleep(50 * time.Millisecond)
+		runtime.GC()
+		runtime.ReadMemStats(ms)
+	}
+	var before, after runtime.MemStats
+	settle(&before)
+	for range conns {
+		dial()
+	}
+	settle(&after)
+	if active := h.Stats().Active; active != conns+1 {
+		t.Fatalf("%d connections active, want %d", active, conns+1)
+	}
+	stack := float64(after.StackInuse-before.StackInuse) / conns
+	heap := float64(after.HeapAlloc-before.HeapAlloc) / conns
+	t.Logf("per idle connection: %.0f B of stack, %.0f B of heap", stack, heap)
+	// Below 4 KiB: the goroutines kept their 2 KiB stacks (the rest is the
+	// runtime's own). Under -race every frame is larger: stacks double.
+	if maxStack := 3072 * (1 + raceEnabled); stack > float64(maxStack) {
+		t.Errorf("%.0f B of stack per idle connection, want at most %d", stack, maxStack)
+	}
+	if heap > 4096 {
+		t.Errorf("%.0f B of heap per idle connection, want at most 4096", heap)
+	}
+}
