@@ -87,9 +87,10 @@ type Conn struct {
 
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
-	readGen   uint64 // counts messages, so a stale reader can be refused
-	readErr   error  // sticky: once reading failed, it stays failed
-	readDone  chan struct{}
+	readGen   uint64        // counts messages, so a stale reader can be refused
+	readErr   error         // sticky: once reading failed, it stays failed
+	readDone  chan struct{} // made when a closer waits for the reader (hooksMu)
+	readEnded bool          // (hooksMu)
 	onPong    atomic.Pointer[func([]byte)]
 
 	msgMu     sync.Mutex   // held for one whole data message
@@ -114,10 +115,9 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
 		extensions:   hs.extensions,
-		req:          req,
+		req:          keptRequest(req),
 		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
 		writeTimeout: h.WriteTimeout,
-		readDone:     make(chan struct{}),
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
@@ -149,8 +149,45 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 // permessage-deflate parameters in force, or "".
 func (c *Conn) Extensions() string { return c.extensions }
 
-// Request is the client's handshake request.
+// Request is the client's handshake request: its method, URL, headers,
+// remote address, TLS state and context values. It lacks the headers of
+// the handshake itself (Connection, Upgrade, and Sec-WebSocket-Key, -Key1,
+// -Key2, -Version and -Extensions), which were answered, and its body,
+// which was empty.
 func (c *Conn) Request() *http.Request { return c.req }
+
+// keptRequest is what a connection keeps of its handshake request, for as
+// long as it lives (see Conn.Request): a copy without the handshake's
+// headers, so that a client that sends little else leaves no header map
+// behind.
+func keptRequest(r *http.Request) *http.Request {
+	kept := new(http.Request)
+	*kept = *r
+	kept.Body, kept.GetBody = http.NoBody, nil
+	kept.Header = nil
+	for k, v := range r.Header {
+		if !handshakeHeaders[k] {
+			if kept.Header == nil {
+				kept.Header = make(http.Header, len(r.Header))
+			}
+			kept.Header[k] = v
+		}
+	}
+	if kept.Header == nil {
+		kept.Header = http.Header{}
+	}
+	return kept
+}
+
+var handshakeHeaders = map[string]bool{
+	"Connection":               true,
+	"Upgrade":                  true,
+	"Sec-Websocket-Key":        true,
+	"Sec-Websocket-Key1":       true,
+	"Sec-Websocket-Key2":       true,
+	"Sec-Websocket-Version":    true,
+	"Sec-Websocket-Extensions": true,
+}
 
 // RemoteAddr is the client's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
@@ -372,7 +409,12 @@ func (c *Conn) setReadErr(err error) error {
 		}
 	}
 	c.readErr = err
-	close(c.readDone)
+	c.hooksMu.Lock()
+	c.readEnded = true
+	if c.readDone != nil {
+		close(c.readDone)
+	}
+	c.hooksMu.Unlock()
 	return err
 }
 
@@ -747,10 +789,20 @@ func (c *Conn) awaitPeerClose() {
 			}
 		}
 	}
+	c.hooksMu.Lock()
+	if c.readEnded {
+		c.hooksMu.Unlock()
+		return
+	}
+	if c.readDone == nil {
+		c.readDone = make(chan struct{})
+	}
+	done := c.readDone
+	c.hooksMu.Unlock()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-c.readDone:
+	case <-done:
 	case <-t.C:
 	}
 }

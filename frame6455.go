@@ -173,8 +173,7 @@ type hybiCodec struct {
 	total      int64 // message bytes read so far (inflated if compressed)
 	utf8       utf8Validator
 
-	ctrl [maxControlPayload]byte // control frame payloads (rmu)
-	hdr  [maxHeaderSize]byte     // header of the frame being written (wmu)
+	hdr [maxHeaderSize]byte // header of the frame being written (wmu)
 }
 
 func (h *hybiCodec) inMessage() bool { return h.started }
@@ -235,13 +234,13 @@ func (h *hybiCodec) control(hdr frameHeader) error {
 	case hdr.length > maxControlPayload:
 		return h.c.fail(StatusProtocolError, "control frame payload over 125 bytes")
 	}
-	payload := h.ctrl[:hdr.length]
-	if _, err := io.ReadFull(h.c.br, payload); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
+	// The payload is unmasked where it is buffered, and consumed once
+	// acted on.
+	payload, err := h.c.br.Peek(int(hdr.length))
+	if err != nil {
+		return unexpected(err)
 	}
+	defer h.c.br.Discard(len(payload))
 	maskBytes(hdr.mask, 0, payload)
 	switch hdr.op {
 	case opPing:

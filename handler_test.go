@@ -1524,3 +1524,43 @@ func htDialTLS(t *testing.T, srv *httptest.Server) *rawClient {
 	t.Cleanup(func() { conn.Close() })
 	return &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
 }
+
+// Conn.Request keeps what the application may want of the handshake
+// request (headers, query, path values, context values) and drops the
+// headers of the handshake itself.
+func TestRequestKept(t *testing.T) {
+	type ctxKey struct{}
+	got := make(chan *http.Request, 1)
+	mux := http.NewServeMux()
+	mux.Handle("GET /rooms/{room}", &Handler{Serve: func(c *Conn) { got <- c.Request() }})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "user 7")))
+	}))
+	defer srv.Close()
+	c := dialRaw(t, srv)
+	c.write([]byte(handshakeRequest(RFC6455, srv.Listener.Addr().String(), "/rooms/42?since=9",
+		"X-Token: abc", "Cookie: s=1", "Sec-WebSocket-Protocol: chat")))
+	if status, _, raw := c.readResponse(); !strings.Contains(status, " 101 ") {
+		t.Fatalf("handshake: %q", raw)
+	}
+	r := <-got
+	for name, want := range map[string]string{"X-Token": "abc", "Cookie": "s=1", "Origin": "http://" + srv.Listener.Addr().String(), "Sec-WebSocket-Protocol": "chat"} {
+		if v := r.Header.Get(name); v != want {
+			t.Errorf("header %s: %q, want %q", name, v, want)
+		}
+	}
+	for _, name := range []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"} {
+		if v, ok := r.Header[http.CanonicalHeaderKey(name)]; ok {
+			t.Errorf("header %s kept: %q", name, v)
+		}
+	}
+	if r.URL.Path != "/rooms/42" || r.URL.Query().Get("since") != "9" || r.PathValue("room") != "42" {
+		t.Errorf("URL %v, path value %q", r.URL, r.PathValue("room"))
+	}
+	if v := r.Context().Value(ctxKey{}); v != "user 7" {
+		t.Errorf("context value %v", v)
+	}
+	if r.Method != http.MethodGet || r.Host != srv.Listener.Addr().String() || r.RemoteAddr == "" || r.Body != http.NoBody {
+		t.Errorf("method %q host %q remote %q body %v", r.Method, r.Host, r.RemoteAddr, r.Body)
+	}
+}

@@ -149,6 +149,9 @@ func (cr *connReader) fillRaw() error {
 
 // Peek returns the next n bytes (n <= smallReadBuf) without consuming them.
 func (cr *connReader) Peek(n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
 	for cr.w-cr.r < n {
 		if err := cr.fill(); err != nil {
 			if cr.w-cr.r > 0 && errors.Is(err, io.EOF) {
