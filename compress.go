@@ -19,9 +19,9 @@ import (
 // compressors) and inflated by pooled decompressors. With context takeover
 // each message may refer to the ones before, which compresses chatty
 // traffic much better; a connection then keeps the recent history of both
-// directions: at most 8 KiB of what it sent, plus the client's window (32
+// directions: at most 4 KiB of what it sent, plus the client's window (32
 // KiB, or 2^MaxWindowBits when the client lets the server bound it, as
-// browsers do).
+// browsers do), each in a buffer an eighth larger.
 type CompressionOptions struct {
 	// ContextTakeover keeps the LZ77 history between messages.
 	ContextTakeover bool
@@ -235,8 +235,10 @@ next:
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // maxStatelessDict is how much of the previous messages a compressor with
-// context takeover refers to.
-const maxStatelessDict = 8 << 10
+// context takeover refers to: the stateless encoder hashes all of it for
+// each message, so a longer history costs CPU for every message, for a
+// better ratio only when messages repeat from further back.
+const maxStatelessDict = 4 << 10
 
 // deflater compresses the messages of one connection.
 type deflater struct {
@@ -264,14 +266,13 @@ func (d *deflater) worthIt(n int) bool { return n >= d.threshold }
 // The result ends with the 4-byte tail 0x00 0x00 0xff 0xff, which is
 // stripped from the message's last part only.
 func (d *deflater) compress(dst *bytes.Buffer, p []byte) error {
-	var dict []byte
-	if d.history != nil {
-		scratch := dictBufs.Get().(*[]byte)
-		defer dictBufs.Put(scratch)
-		dict = d.history.appendTo((*scratch)[:0])
-		d.history.write(p)
+	if d.history == nil {
+		return deflate(dst, p, nil, d.params.serverBits, d.level)
 	}
-	return deflate(dst, p, dict, d.params.serverBits, d.level)
+	// The dictionary is the history itself: it changes only after.
+	err := deflate(dst, p, d.history.bytes(), d.params.serverBits, d.level)
+	d.history.write(p)
+	return err
 }
 
 // deflate appends p compressed with a window of 2^bits, referring to dict
@@ -315,41 +316,32 @@ func putFlateWriter(bits, level int, w *flate.Writer) {
 	pool.(*sync.Pool).Put(w)
 }
 
-var dictBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<15); return &b }}
-
-// history keeps the last size bytes written, for context takeover.
+// history keeps the last size bytes written, for context takeover, in one
+// piece, so that it serves as a dictionary without a copy per message: its
+// buffer is an eighth larger, and the oldest bytes are dropped only when
+// that slack is used up.
 type history struct {
 	size int
-	buf  []byte // ring, allocated on first use
-	pos  int    // next write position
-	full bool
+	buf  []byte // allocated on first use; holds up to size + size/8 bytes
 }
 
 func (h *history) write(p []byte) {
 	if h.buf == nil {
-		h.buf = make([]byte, h.size)
+		h.buf = make([]byte, 0, h.size+h.size/8)
 	}
 	if len(p) >= h.size {
-		copy(h.buf, p[len(p)-h.size:])
-		h.pos, h.full = 0, true
+		h.buf = append(h.buf[:0], p[len(p)-h.size:]...)
 		return
 	}
-	n := copy(h.buf[h.pos:], p)
-	if n < len(p) {
-		h.full = true
-		h.pos = copy(h.buf, p[n:])
-	} else if h.pos += n; h.pos == h.size {
-		h.pos, h.full = 0, true
+	if len(h.buf)+len(p) > cap(h.buf) {
+		keep := h.size - len(p) // of the old history, what stays in the window
+		h.buf = h.buf[:copy(h.buf, h.buf[len(h.buf)-keep:])]
 	}
+	h.buf = append(h.buf, p...)
 }
 
-// appendTo appends the history, oldest first.
-func (h *history) appendTo(dst []byte) []byte {
-	if h.full {
-		dst = append(dst, h.buf[h.pos:]...)
-	}
-	return append(dst, h.buf[:h.pos]...)
-}
+// bytes is the history, oldest first, valid until the next write.
+func (h *history) bytes() []byte { return h.buf[max(0, len(h.buf)-h.size):] }
 
 // inflater decompresses the messages of one connection. Between messages
 // it holds no decompressor, only the history with context takeover.
@@ -399,11 +391,9 @@ var (
 
 // start begins inflating the message whose payload src.payload reads.
 func (f *inflater) start() {
-	var dict []byte
-	if f.history != nil && f.history.buf != nil {
-		scratch := dictBufs.Get().(*[]byte)
-		defer dictBufs.Put(scratch)
-		dict = f.history.appendTo((*scratch)[:0])
+	var dict []byte // copied by the decompressor's Reset
+	if f.history != nil {
+		dict = f.history.bytes()
 	}
 	f.src.tail = 0
 	// A *bufio.Reader is what the decompressor reads fastest.

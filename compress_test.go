@@ -1808,10 +1808,10 @@ func TestDeflateIdleMemory(t *testing.T) {
 	}{
 		{"no takeover", CompressionOptions{}, "permessage-deflate", false, 0, 0, 15, 15},
 		{"no takeover offered by the client", CompressionOptions{ContextTakeover: true}, "permessage-deflate; server_no_context_takeover; client_no_context_takeover", false, 0, 0, 15, 15},
-		{"takeover, 15 bits", CompressionOptions{ContextTakeover: true}, "permessage-deflate", true, 8 << 10, 32 << 10, 15, 15},
+		{"takeover, 15 bits", CompressionOptions{ContextTakeover: true}, "permessage-deflate", true, 4 << 10, 32 << 10, 15, 15},
 		{"takeover, client 10 bits, server 9", CompressionOptions{ContextTakeover: true}, "permessage-deflate; client_max_window_bits=10; server_max_window_bits=9", true, 512, 1 << 10, 10, 9},
 		{"takeover, MaxWindowBits 12", CompressionOptions{ContextTakeover: true, MaxWindowBits: 12}, "permessage-deflate; client_max_window_bits", true, 4 << 10, 4 << 10, 12, 12},
-		{"takeover, server 14 bits", CompressionOptions{ContextTakeover: true}, "permessage-deflate; server_max_window_bits=14", true, 8 << 10, 32 << 10, 15, 14},
+		{"takeover, server 14 bits", CompressionOptions{ContextTakeover: true}, "permessage-deflate; server_max_window_bits=14", true, 4 << 10, 32 << 10, 15, 14},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1834,12 +1834,12 @@ func TestDeflateIdleMemory(t *testing.T) {
 					h.inflaterExist = true
 					h.frNil, h.brNil = f.fr == nil, f.br == nil
 					if h.inflaterHist = f.history != nil; h.inflaterHist {
-						h.inflaterSize, h.inflaterBuf = f.history.size, len(f.history.buf)
+						h.inflaterSize, h.inflaterBuf = f.history.size, cap(f.history.buf)
 					}
 				}
 				if c.deflater != nil {
 					if h.deflaterHist = c.deflater.history != nil; h.deflaterHist {
-						h.deflaterSize, h.deflaterBuf = c.deflater.history.size, len(c.deflater.history.buf)
+						h.deflaterSize, h.deflaterBuf = c.deflater.history.size, cap(c.deflater.history.buf)
 					}
 				}
 				heldCh <- h
@@ -1872,10 +1872,11 @@ func TestDeflateIdleMemory(t *testing.T) {
 					t.Errorf("without takeover the connection holds history: receive %v, send %v", h.inflaterHist, h.deflaterHist)
 				}
 			} else {
-				if !h.inflaterHist || h.inflaterSize != tc.receiveHist || h.inflaterBuf != tc.receiveHist {
+				// Each history's buffer has an eighth of slack.
+				if !h.inflaterHist || h.inflaterSize != tc.receiveHist || h.inflaterBuf != tc.receiveHist*9/8 {
 					t.Errorf("receive history: held %v, size %d, buffer %d; want %d bytes", h.inflaterHist, h.inflaterSize, h.inflaterBuf, tc.receiveHist)
 				}
-				if !h.deflaterHist || h.deflaterSize != tc.sendHist || h.deflaterBuf != tc.sendHist {
+				if !h.deflaterHist || h.deflaterSize != tc.sendHist || h.deflaterBuf != tc.sendHist*9/8 {
 					t.Errorf("send history: held %v, size %d, buffer %d; want %d bytes", h.deflaterHist, h.deflaterSize, h.deflaterBuf, tc.sendHist)
 				}
 				t.Logf("idle with takeover: %d bytes of send history, %d of receive history", h.deflaterBuf, h.inflaterBuf)
@@ -2122,5 +2123,33 @@ func BenchmarkInflate(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// A history holds exactly the last size bytes written, whatever the sizes
+// of the writes, across the slides of its buffer.
+func TestHistoryKeepsTheWindow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for _, size := range []int{256, 8 << 10, 32 << 10} {
+		h := &history{size: size}
+		var all []byte
+		for i := range 2000 {
+			p := make([]byte, rng.IntN(size/3+1))
+			if i%97 == 0 {
+				p = make([]byte, size+rng.IntN(size)) // larger than the window
+			}
+			for j := range p {
+				p[j] = byte(rng.Uint32())
+			}
+			h.write(p)
+			all = append(all, p...)
+			want := all[max(0, len(all)-size):]
+			if got := h.bytes(); !bytes.Equal(got, want) {
+				t.Fatalf("size %d, write %d: history of %d bytes differs from the last %d written", size, i, len(got), len(want))
+			}
+			if cap(h.buf) != size+size/8 {
+				t.Fatalf("size %d: buffer grew to %d", size, cap(h.buf))
+			}
+		}
 	}
 }
