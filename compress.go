@@ -262,17 +262,29 @@ func newDeflater(p deflateParams, opts *CompressionOptions) *deflater {
 // worthIt reports whether a message of n bytes is to be compressed.
 func (d *deflater) worthIt(n int) bool { return n >= d.threshold }
 
+// shrunk reports whether a whole message of n bytes that deflates to m goes
+// compressed: only if that made it smaller, unless the threshold is
+// negative (compress everything).
+func (d *deflater) shrunk(m, n int) bool { return m < n || d.threshold < 0 }
+
 // compress appends the compressed form of p, one part of a message, to dst.
 // The result ends with the 4-byte tail 0x00 0x00 0xff 0xff, which is
-// stripped from the message's last part only.
+// stripped from the message's last part only. With context takeover, what
+// is sent compressed must then be recorded with sent.
 func (d *deflater) compress(dst *bytes.Buffer, p []byte) error {
-	if d.history == nil {
-		return deflate(dst, p, nil, d.params.serverBits, d.level)
+	var dict []byte
+	if d.history != nil {
+		dict = d.history.bytes()
 	}
-	// The dictionary is the history itself: it changes only after.
-	err := deflate(dst, p, d.history.bytes(), d.params.serverBits, d.level)
-	d.history.write(p)
-	return err
+	return deflate(dst, p, dict, d.params.serverBits, d.level)
+}
+
+// sent records p, sent compressed, in the history the peer's decompressor
+// keeps too (an uncompressed message is not part of it).
+func (d *deflater) sent(p []byte) {
+	if d.history != nil {
+		d.history.write(p)
+	}
 }
 
 // deflate appends p compressed with a window of 2^bits, referring to dict

@@ -686,7 +686,9 @@ func (dc *dflClient) expectEcho(t testing.TB, c *rawClient, op byte, want []byte
 	if m.op != op {
 		t.Fatalf("echo opcode %d, want %d", m.op, op)
 	}
-	if wantCompressed := len(want) >= threshold; m.compressed != wantCompressed {
+	// Above the threshold, a message that deflating does not shrink goes
+	// as it is.
+	if wantCompressed := len(want) >= threshold; m.compressed != wantCompressed && (m.compressed || dflShrinks(want, dc.serverBits)) {
 		t.Fatalf("echo of %d bytes: compressed %v, want %v (threshold %d)", len(want), m.compressed, wantCompressed, threshold)
 	}
 	got := m.payload
@@ -700,6 +702,16 @@ func (dc *dflClient) expectEcho(t testing.TB, c *rawClient, op byte, want []byte
 		t.Fatalf("echo differs: %d bytes, want %d (first difference at %d)", len(got), len(want), dflFirstDiff(got, want))
 	}
 	return m
+}
+
+// dflShrinks reports whether the server's encoder, without context, with
+// a window of 2^bits (and its default level), makes p smaller.
+func dflShrinks(p []byte, bits int) bool {
+	var out bytes.Buffer
+	if err := deflate(&out, p, nil, bits, 0); err != nil {
+		panic(err)
+	}
+	return out.Len()-len(dflTail) < len(p)
 }
 
 func dflFirstDiff(a, b []byte) int {
@@ -1429,6 +1441,66 @@ func TestDeflatePreparedKeepsContext(t *testing.T) {
 	}
 }
 
+// A message that deflating does not shrink (random bytes) goes uncompressed,
+// whether written or prepared, and stays out of the window under context
+// takeover, as the peer never inflates it: a later message refers to the
+// one before it at the distance the peer sees. A negative Threshold still
+// compresses everything.
+func TestDeflateIncompressibleGoesPlain(t *testing.T) {
+	random := dflBinary(300, 5)[:300] // below 1000 bytes: no repeats
+	rng := rand.New(rand.NewPCG(9, 9))
+	noise := make([]byte, 4096)
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	text := dflText(2000, 11)
+	pm, err := NewPreparedMessage(BinaryMessage, noise[:2048])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		takeover  bool
+		threshold int
+	}{{false, 0}, {true, 0}, {true, -1}} {
+		t.Run(fmt.Sprintf("takeover %v, threshold %d", tc.takeover, tc.threshold), func(t *testing.T) {
+			opts := &CompressionOptions{ContextTakeover: tc.takeover, Threshold: tc.threshold}
+			srv, done := serveOne(t, func(h *Handler) { h.Compression = opts }, func(c *Conn) {
+				c.WriteMessage(TextMessage, text)
+				c.WriteMessage(BinaryMessage, noise)
+				c.WritePreparedMessage(pm)
+				c.WriteMessage(BinaryMessage, random)
+				c.WriteMessage(TextMessage, text)
+				c.ReadMessage()
+			})
+			c, _ := dflDial(t, srv, "permessage-deflate")
+			dc := newDflClient(tc.takeover, tc.takeover, 15, 15)
+			for i, want := range [][]byte{text, noise, noise[:2048], random, text} {
+				m := c.readDflMessage()
+				incompressible := i >= 1 && i <= 3
+				if m.compressed == (incompressible && tc.threshold >= 0) {
+					t.Fatalf("message %d of %d bytes: compressed %v", i, len(want), m.compressed)
+				}
+				got := m.payload
+				if m.compressed {
+					d := dc.decode(t, m.payload)
+					got = d.out
+					// (With everything compressed, the noise pushed the
+					// first text out of the 4 KiB the server keeps.)
+					if i == 4 && tc.takeover && tc.threshold >= 0 && (!d.intoDict || len(m.payload) > 100) {
+						t.Errorf("the repeated text is %d bytes compressed: it does not refer to the first", len(m.payload))
+					}
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("message %d: %d bytes, want %d (first difference at %d)", i, len(got), len(want), dflFirstDiff(got, want))
+				}
+			}
+			c.write(clientFrame(true, 8, closePayload(1000, "")))
+			c.expectClose()
+			waitDone(t, done)
+		})
+	}
+}
+
 // ---------------------------------------------------------------------------
 // 4. Window sizes.
 
@@ -1469,7 +1541,13 @@ func TestDeflateWindowBits(t *testing.T) {
 					c.write(dflWire(2, dc.compress(t, msg), true, nil))
 					m := c.readDflMessage()
 					if !m.compressed {
-						t.Fatalf("message %d of %d bytes not compressed", i, len(msg))
+						// Allowed only where deflating does not shrink it.
+						if dflShrinks(msg, bits) || !bytes.Equal(m.payload, msg) {
+							t.Fatalf("message %d of %d bytes not compressed", i, len(msg))
+						}
+						wire += len(m.payload)
+						plain += len(msg)
+						continue
 					}
 					d := dc.decode(t, m.payload)
 					if !bytes.Equal(d.out, msg) {

@@ -496,7 +496,14 @@ func (c *Conn) writePart(typ MessageType, p []byte, first, fin, compressed bool)
 	if !bytes.HasSuffix(out, syncTail) {
 		return errors.New("websocket: deflate output lacks its sync tail")
 	}
-	return c.writeData(typ, out[:len(out)-len(syncTail)], first, fin, true)
+	out = out[:len(out)-len(syncTail)]
+	if first && fin && !c.deflater.shrunk(len(out), len(p)) {
+		// Deflating did not help (random or compressed data): the message
+		// goes as it is.
+		return c.writeData(typ, p, true, true, false)
+	}
+	c.deflater.sent(p)
+	return c.writeData(typ, out, first, fin, true)
 }
 
 // syncTail ends a deflate sync flush: an empty stored block.

@@ -18,7 +18,12 @@ type PreparedMessage struct {
 	mu       sync.Mutex
 	hixie    []byte
 	plain    []byte
-	deflated map[[2]int][]byte // by window bits and level
+	deflated map[[2]int]deflatedFrame // by window bits and level
+}
+
+type deflatedFrame struct {
+	frame      []byte
+	payloadLen int
 }
 
 // NewPreparedMessage prepares a message of type typ; data must not change
@@ -47,30 +52,31 @@ func (pm *PreparedMessage) frame(c *Conn) ([]byte, bool, error) {
 		// Compressed without context, it is valid on a connection with
 		// context takeover too: it just refers to nothing before it.
 		key := [2]int{d.params.serverBits, d.level}
-		if f, ok := pm.deflated[key]; ok {
-			return f, true, nil
+		f, ok := pm.deflated[key]
+		if !ok {
+			var buf bytes.Buffer
+			if err := deflate(&buf, pm.data, nil, key[0], key[1]); err != nil {
+				return nil, false, err
+			}
+			payload := buf.Bytes()
+			if !bytes.HasSuffix(payload, syncTail) {
+				return nil, false, errors.New("websocket: deflate output lacks its sync tail")
+			}
+			payload = payload[:len(payload)-len(syncTail)]
+			f = deflatedFrame{append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(payload)), true, opcode(pm.typ), true, len(payload)), payload...), len(payload)}
+			if pm.deflated == nil {
+				pm.deflated = make(map[[2]int]deflatedFrame)
+			}
+			pm.deflated[key] = f
 		}
-		var buf bytes.Buffer
-		if err := deflate(&buf, pm.data, nil, key[0], key[1]); err != nil {
-			return nil, false, err
+		if d.shrunk(f.payloadLen, len(pm.data)) { // else sent as it is
+			return f.frame, true, nil
 		}
-		payload := buf.Bytes()
-		if !bytes.HasSuffix(payload, syncTail) {
-			return nil, false, errors.New("websocket: deflate output lacks its sync tail")
-		}
-		payload = payload[:len(payload)-len(syncTail)]
-		f := append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(payload)), true, opcode(pm.typ), true, len(payload)), payload...)
-		if pm.deflated == nil {
-			pm.deflated = make(map[[2]int][]byte)
-		}
-		pm.deflated[key] = f
-		return f, true, nil
-	default:
-		if pm.plain == nil {
-			pm.plain = append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(pm.data)), true, opcode(pm.typ), false, len(pm.data)), pm.data...)
-		}
-		return pm.plain, false, nil
 	}
+	if pm.plain == nil {
+		pm.plain = append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(pm.data)), true, opcode(pm.typ), false, len(pm.data)), pm.data...)
+	}
+	return pm.plain, false, nil
 }
 
 // WritePreparedMessage writes pm. A binary message to a hixie connection
@@ -85,9 +91,8 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
-	if compressed && c.deflater.history != nil {
-		// The peer's window will hold the message: so must ours.
-		c.deflater.history.write(pm.data)
+	if compressed {
+		c.deflater.sent(pm.data) // the peer's window will hold it: so must ours
 	}
 	return c.writeFrame(f)
 }
