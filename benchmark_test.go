@@ -128,19 +128,7 @@ func BenchmarkEcho(b *testing.B) {
 	for _, d := range []Dialect{RFC6455, Hixie76} {
 		for _, n := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
-				srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {
-					var buf []byte
-					for {
-						typ, msg, err := c.AppendMessage(buf[:0])
-						if err != nil {
-							return
-						}
-						if c.WriteMessage(typ, msg) != nil {
-							return
-						}
-						buf = msg
-					}
-				}})
+				srv := httptest.NewServer(&Handler{Serve: reusingEcho})
 				defer srv.Close()
 				c := dialDialect(b, srv, d, "/")
 				msg := bytes.Repeat([]byte("x"), n)

@@ -280,6 +280,22 @@ func echoServer(t testing.TB, cfg func(*Handler)) (*httptest.Server, *Handler) {
 	return srv, h
 }
 
+// reusingEcho echoes every message, reading into a reused buffer: the
+// loop the documentation recommends for busy servers.
+func reusingEcho(c *Conn) {
+	var buf []byte
+	for {
+		typ, msg, err := c.AppendMessage(buf[:0])
+		if err != nil {
+			return
+		}
+		if c.WriteMessage(typ, msg) != nil {
+			return
+		}
+		buf = msg
+	}
+}
+
 var allDialects = []Dialect{Hixie75, Hixie76, Hybi07, Hybi08, RFC6455}
 
 func TestSmokeEcho(t *testing.T) {

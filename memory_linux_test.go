@@ -16,19 +16,7 @@ import (
 // kept request and the socket. The clients are bare sockets, so that the
 // heap measured is the server's alone.
 func TestIdleConnectionMemory(t *testing.T) {
-	h := &Handler{Serve: func(c *Conn) {
-		var buf []byte
-		for {
-			typ, msg, err := c.AppendMessage(buf[:0])
-			if err != nil {
-				return
-			}
-			if c.WriteMessage(typ, msg) != nil {
-				return
-			}
-			buf = msg
-		}
-	}}
+	h := &Handler{Serve: reusingEcho}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
