@@ -5,11 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"testing"
 )
 
 func TestFrameHeaderRoundTrip(t *testing.T) {
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 40} {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, math.MaxInt} {
 		for _, fin := range []bool{true, false} {
 			hdr := appendFrameHeader(nil, fin, opBinary, false, n)
 			// A client header is the same with the mask bit and key.
