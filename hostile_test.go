@@ -701,6 +701,63 @@ func TestHostileNeverReads(t *testing.T) {
 	}
 }
 
+// A client that stops reading for less than WriteTimeout, then catches
+// up: the blocked write completes, and the write timeout it armed is
+// lifted, so a write long after it (past that timeout) still succeeds, and
+// so does the user's own deadline's. (16 MiB: more than the kernel buffers
+// on both sides, so that the first write blocks.)
+func TestHostileSlowReaderCatchesUp(t *testing.T) {
+	const writeTimeout, pause = 400 * time.Millisecond, 200 * time.Millisecond
+	big := string(bytes.Repeat([]byte("s"), 16<<20))
+	for _, tc := range []struct {
+		name         string
+		d            Dialect
+		userDeadline bool
+	}{
+		{"RFC 6455", RFC6455, false},
+		{"hixie-76", Hixie76, false},
+		{"RFC 6455, user deadline an hour away", RFC6455, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			type result struct {
+				err     error
+				elapsed time.Duration
+			}
+			results := make(chan result, 3)
+			write := func(c *Conn, s string) {
+				start := time.Now()
+				err := c.WriteText(s)
+				results <- result{err, time.Since(start)}
+			}
+			h := &Handler{WriteTimeout: writeTimeout, Serve: hosRouted(func(c *Conn) {
+				if tc.userDeadline {
+					c.SetWriteDeadline(time.Now().Add(time.Hour))
+				}
+				write(c, big) // blocks until the client reads
+				time.Sleep(writeTimeout + 200*time.Millisecond)
+				write(c, "after the pause")
+				write(c, big)
+				c.ReadMessage()
+			})}
+			srv := hosStart(t, h, nil, false)
+			c := dialDialect(t, srv, tc.d, "/slow")
+			time.Sleep(pause) // the socket fills up meanwhile
+			for i, want := range []string{big, "after the pause", big} {
+				if _, msg := c.readMessage(tc.d); string(msg) != want {
+					t.Fatalf("message %d: %d bytes, want %d", i, len(msg), len(want))
+				}
+				r := <-results
+				if r.err != nil {
+					t.Fatalf("write %d: %v after %v", i, r.err, r.elapsed)
+				}
+				if i == 0 && r.elapsed < pause*3/4 {
+					t.Fatalf("the first write took %v: it never waited for the client", r.elapsed)
+				}
+			}
+		})
+	}
+}
+
 // 5. Clients that vanish.
 
 // Clients that drop the TCP connection in the middle of a frame or a
