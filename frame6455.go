@@ -234,14 +234,16 @@ func (h *hybiCodec) control(hdr frameHeader) error {
 	case hdr.length > maxControlPayload:
 		return h.c.fail(StatusProtocolError, "control frame payload over 125 bytes")
 	}
-	// The payload is unmasked where it is buffered, and consumed once
-	// acted on.
-	payload, err := h.c.br.Peek(int(hdr.length))
+	// Copied out of the read buffer before it is acted on (which may close
+	// the connection and drain that buffer): an allocation per control
+	// frame rather than 125 bytes held by every connection.
+	buffered, err := h.c.br.Peek(int(hdr.length))
 	if err != nil {
 		return unexpected(err)
 	}
-	defer h.c.br.Discard(len(payload))
-	maskBytes(hdr.mask, 0, payload)
+	payload := make([]byte, len(buffered))
+	maskCopy(hdr.mask, 0, payload, buffered)
+	h.c.br.Discard(len(buffered))
 	switch hdr.op {
 	case opPing:
 		if err := h.c.writeControl(opPong, payload); err != nil && !errors.Is(err, ErrClosed) {
