@@ -30,13 +30,14 @@ type keepalive struct {
 
 // startKeepalive arms the timer if the handler asks for keepalive.
 func startKeepalive(c *Conn, h *Handler) {
+	pings := c.dialect.hybi() && h.PingInterval > 0
+	if !pings && h.IdleTimeout <= 0 {
+		return
+	}
 	k := &keepalive{c: c, idle: h.IdleTimeout, lastHeard: time.Now()}
-	if c.dialect.hybi() && h.PingInterval > 0 {
+	if pings {
 		k.interval = h.PingInterval
 		k.pongTimeout = orDefault(h.PongTimeout, h.PingInterval)
-	}
-	if k.interval <= 0 && k.idle <= 0 {
-		return
 	}
 	c.keepalive = k // before the timer can fire and read it
 	k.mu.Lock()
