@@ -707,7 +707,8 @@ func TestHostileNeverReads(t *testing.T) {
 // so does the user's own deadline's. (16 MiB: more than the kernel buffers
 // on both sides, so that the first write blocks.)
 func TestHostileSlowReaderCatchesUp(t *testing.T) {
-	const writeTimeout, pause = 400 * time.Millisecond, 200 * time.Millisecond
+	// The timeout leaves the client, slow under -race, time to read 16 MiB.
+	const writeTimeout, pause = 2 * time.Second, 200 * time.Millisecond
 	big := string(bytes.Repeat([]byte("s"), 16<<20))
 	for _, tc := range []struct {
 		name         string
