@@ -67,29 +67,10 @@ func (c *rawClient) readResponse() (status string, header http.Header, raw strin
 	return status, header, sb.String()
 }
 
-// handshakeRequest builds a request of the given dialect for path; extra
-// lines ("Name: value") are added after the dialect's own.
+// handshakeRequest builds a request of the given dialect for path, from a
+// page of the same origin; extra lines ("Name: value") follow.
 func handshakeRequest(d Dialect, host, path string, extra ...string) string {
-	lines := []string{"GET " + path + " HTTP/1.1", "Host: " + host}
-	switch d {
-	case Hixie75:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade", "Origin: http://"+host)
-	case Hixie76:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade", "Origin: http://"+host,
-			"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00")
-	case Hybi07, Hybi08:
-		lines = append(lines, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Origin: http://"+host,
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", fmt.Sprintf("Sec-WebSocket-Version: %d", map[Dialect]int{Hybi07: 7, Hybi08: 8}[d]))
-	case RFC6455:
-		lines = append(lines, "Upgrade: websocket", "Connection: Upgrade", "Origin: http://"+host,
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")
-	}
-	lines = append(lines, extra...)
-	req := strings.Join(lines, "\r\n") + "\r\n\r\n"
-	if d == Hixie76 {
-		req += "^n:ds[4U"
-	}
-	return req
+	return htRequest(d, host, path, "http://"+host, extra...)
 }
 
 // dialDialect connects and completes a handshake of dialect d on path.
@@ -261,23 +242,48 @@ func closePayload(code StatusCode, reason string) []byte {
 
 // echoServer serves an echo Handler configured by cfg.
 func echoServer(t testing.TB, cfg func(*Handler)) (*httptest.Server, *Handler) {
-	h := &Handler{Serve: func(c *Conn) {
-		for {
-			typ, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(typ, msg); err != nil {
-				return
-			}
-		}
-	}}
+	h := &Handler{Serve: echoMessages}
 	if cfg != nil {
 		cfg(h)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, h
+}
+
+// echoMessages is a Serve callback echoing every message.
+func echoMessages(c *Conn) {
+	for {
+		typ, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(typ, msg); err != nil {
+			return
+		}
+	}
+}
+
+// checkEcho checks that msg is echoed, skipping any ping or pong.
+func checkEcho(t *testing.T, c *rawClient, d Dialect, msg string) {
+	t.Helper()
+	c.writeText(d, msg)
+	if !d.hybi() {
+		if _, got := c.readMessage(d); string(got) != msg {
+			t.Fatalf("%s: echo of %q came back as %q", d, msg, got)
+		}
+		return
+	}
+	for {
+		f := c.readFrame()
+		if f.op == 9 || f.op == 10 {
+			continue
+		}
+		if f.op != 1 || !f.fin || string(f.payload) != msg {
+			t.Fatalf("%s: echo of %q came back as %+v", d, msg, f)
+		}
+		return
+	}
 }
 
 // reusingEcho echoes every message, reading into a reused buffer: the

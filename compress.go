@@ -234,6 +234,17 @@ next:
 // lets the inflater end the message with io.EOF.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
+// syncTail ends a deflate sync flush: an empty stored block.
+var syncTail = deflateTail[:4]
+
+// withoutSyncTail cuts the sync flush's tail from deflated output.
+func withoutSyncTail(b []byte) ([]byte, error) {
+	if !bytes.HasSuffix(b, syncTail) {
+		return nil, errors.New("websocket: deflate output lacks its sync tail")
+	}
+	return b[:len(b)-len(syncTail)], nil
+}
+
 // maxStatelessDict is how much of the previous messages a compressor with
 // context takeover refers to: the stateless encoder hashes all of it for
 // each message, so a longer history costs CPU for every message, for a

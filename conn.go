@@ -444,7 +444,7 @@ const (
 func (c *Conn) lingerClose() {
 	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		c.netConn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
-		io.Copy(io.Discard, io.LimitReader(c.br, lingerBytes))
+		c.br.Discard(lingerBytes)
 	}
 	c.closeNow()
 }
@@ -492,11 +492,10 @@ func (c *Conn) writePart(typ MessageType, p []byte, first, fin, compressed bool)
 	if err := c.deflater.compress(buf, p); err != nil {
 		return err
 	}
-	out := buf.Bytes()
-	if !bytes.HasSuffix(out, syncTail) {
-		return errors.New("websocket: deflate output lacks its sync tail")
+	out, err := withoutSyncTail(buf.Bytes())
+	if err != nil {
+		return err
 	}
-	out = out[:len(out)-len(syncTail)]
 	if first && fin && !c.deflater.shrunk(len(out), len(p)) {
 		// Deflating did not help (random or compressed data): the message
 		// goes as it is.
@@ -505,9 +504,6 @@ func (c *Conn) writePart(typ MessageType, p []byte, first, fin, compressed bool)
 	c.deflater.sent(p)
 	return c.writeData(typ, out, first, fin, true)
 }
-
-// syncTail ends a deflate sync flush: an empty stored block.
-var syncTail = deflateTail[:4]
 
 var deflateBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -598,10 +594,11 @@ func (c *Conn) sendConn(pre, p, post []byte) error {
 	return nil
 }
 
-// setWriteErr keeps err (wmu held) if it leaves the stream broken.
+// setWriteErr keeps the error of a failed send (wmu held): the stream is
+// broken.
 func (c *Conn) setWriteErr(err error) error {
-	if err == nil || errors.Is(err, errors.ErrUnsupported) || errors.Is(err, errInvalidHixieText) {
-		return err
+	if err == nil {
+		return nil
 	}
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
 		err = c.closedErr()

@@ -381,18 +381,8 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > h.remaining {
 		p = p[:h.remaining]
 	}
-	var n int
-	var err error
-	if h.c.br.Buffered() == 0 && len(p) >= h.c.br.bufSize() {
-		n, err = h.c.br.Read(p) // straight into p, no copy
-		h.maskPos = maskBytes(h.mask, h.maskPos, p[:n])
-	} else {
-		var buf []byte
-		buf, err = h.c.br.Next(len(p))
-		n = len(buf)
-		h.maskPos = maskCopy(h.mask, h.maskPos, p, buf)
-		h.c.br.consumed(n)
-	}
+	n, pos, err := h.c.br.readMasked(p, h.mask, h.maskPos)
+	h.maskPos = pos
 	h.c.heard.Add(1) // a long frame trickling in is a peer alive
 	h.remaining -= int64(n)
 	h.raw += int64(n)

@@ -1265,42 +1265,17 @@ func fzHandler(cfg byte) *Handler {
 	return h
 }
 
-// fzReq is a handshake request of dialect d, with extra fields.
-func fzReq(d Dialect, host, target string, extra ...string) string {
-	lines := []string{"GET " + target + " HTTP/1.1", "Host: " + host}
-	switch d {
-	case Hixie75:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade", "Origin: http://"+host)
-	case Hixie76:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade", "Origin: http://"+host,
-			"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00")
-	default:
-		version := map[Dialect]string{Hybi07: "7", Hybi08: "8", RFC6455: "13"}[d]
-		origin := "Origin: http://" + host
-		if d != RFC6455 {
-			origin = "Sec-WebSocket-Origin: http://" + host
-		}
-		lines = append(lines, "Upgrade: websocket", "Connection: Upgrade", origin,
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: "+version)
-	}
-	req := strings.Join(append(lines, extra...), "\r\n") + "\r\n\r\n"
-	if d == Hixie76 {
-		req += "^n:ds[4U"
-	}
-	return req
-}
-
 func FuzzHandshake(f *testing.F) {
 	host := "example.com"
 	for i, req := range []string{
-		fzReq(Hixie75, host, "/chat"),
-		fzReq(Hixie76, host, "/chat?x=1"),
-		fzReq(Hybi07, host, "/chat"),
-		fzReq(Hybi08, host, "/chat", "Sec-WebSocket-Protocol: chat, superchat"),
-		fzReq(RFC6455, host, "/chat", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
-		fzReq(RFC6455, host, "/a%20b", "Sec-WebSocket-Version: 8"),
-		fzReq(Hixie76, "Example.COM:80", "/chat", "Sec-WebSocket-Protocol: chat"),
-		fzReq(RFC6455, "example.com:8443", "/a%20b", "Forwarded: proto=https;host=example.com:8443"),
+		handshakeRequest(Hixie75, host, "/chat"),
+		handshakeRequest(Hixie76, host, "/chat?x=1"),
+		handshakeRequest(Hybi07, host, "/chat"),
+		handshakeRequest(Hybi08, host, "/chat", "Sec-WebSocket-Protocol: chat, superchat"),
+		handshakeRequest(RFC6455, host, "/chat", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+		handshakeRequest(RFC6455, host, "/a%20b", "Sec-WebSocket-Version: 8"),
+		handshakeRequest(Hixie76, "Example.COM:80", "/chat", "Sec-WebSocket-Protocol: chat"),
+		handshakeRequest(RFC6455, "example.com:8443", "/a%20b", "Forwarded: proto=https;host=example.com:8443"),
 		"GET /chat HTTP/1.1\r\nHost: x.example.org\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nOrigin: null\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		"GET http://example.com/chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key1: 1 0\r\nSec-WebSocket-Key2: 42949672950  \r\n\r\n12345678",
 		"POST /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",

@@ -59,21 +59,9 @@ func groupServer(t *testing.T, g *Group, cfg func(*Handler)) (srv *httptest.Serv
 	return srv, connc, endc
 }
 
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func waitLen(t *testing.T, g *Group, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("the group to have %d members (it has %d)", n, g.Len()), func() bool { return g.Len() == n })
+	htPoll(t, fmt.Sprintf("the group to have %d members (it has %d)", n, g.Len()), func() bool { return g.Len() == n })
 }
 
 // within runs f, failing the test if it does not return within d: a
@@ -256,7 +244,7 @@ func TestGroupAddRemove(t *testing.T) {
 	}
 
 	// A closed connection leaves at once if it is added.
-	waitFor(t, "a's connection to close", func() bool { return ca.Context().Err() != nil })
+	htPoll(t, "a's connection to close", func() bool { return ca.Context().Err() != nil })
 	g.Add(ca)
 	if n := g.Len(); n != 1 {
 		t.Errorf("%d members after adding a closed connection to a group of 1", n)

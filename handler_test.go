@@ -57,19 +57,6 @@ func htServer(t *testing.T, h http.Handler) (*httptest.Server, *htBuffer) {
 	return srv, errLog
 }
 
-// htEcho is a Serve callback echoing every message.
-func htEcho(c *Conn) {
-	for {
-		typ, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		if err := c.WriteMessage(typ, msg); err != nil {
-			return
-		}
-	}
-}
-
 // htPoll waits, polling, until cond holds; it fails the test after 5 s.
 func htPoll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -174,15 +161,6 @@ func htUpgrade(t *testing.T, c *rawClient, d Dialect, want string) http.Header {
 	return header
 }
 
-// htEchoes checks that msg comes back.
-func htEchoes(t *testing.T, c *rawClient, d Dialect, msg string) {
-	t.Helper()
-	c.writeText(d, msg)
-	if op, got := c.readMessage(d); op != 1 || string(got) != msg {
-		t.Fatalf("%s: echo of %q came back as op %d %q", d, msg, op, got)
-	}
-}
-
 // htClientClose closes from the client side: the server must answer the
 // close (echoing 1000) and close TCP. A hixie-75 client just hangs up.
 func htClientClose(t *testing.T, c *rawClient, d Dialect) {
@@ -264,7 +242,7 @@ func htExpectSilence(t *testing.T, c *rawClient, d time.Duration) {
 func htCountingEcho(returned *atomic.Int32) func(*Conn) {
 	return func(c *Conn) {
 		defer returned.Add(1)
-		htEcho(c)
+		echoMessages(c)
 	}
 }
 
@@ -439,7 +417,7 @@ func TestUpgradeFieldSpellings(t *testing.T) {
 // 2. hixie-76's key3: with the headers, later, split, never.
 
 func TestHixie76Key3InSameWrite(t *testing.T) {
-	srv, _ := htServer(t, &Handler{Serve: htEcho})
+	srv, _ := htServer(t, &Handler{Serve: echoMessages})
 	c := dialRaw(t, srv)
 	// Headers, key3 and a first message in a single write: the message
 	// must not be lost in net/http's buffer.
@@ -448,12 +426,12 @@ func TestHixie76Key3InSameWrite(t *testing.T) {
 	if _, msg := c.readMessage(Hixie76); string(msg) != "first" {
 		t.Fatalf("first message echoed as %q", msg)
 	}
-	htEchoes(t, c, Hixie76, "second")
+	checkEcho(t, c, Hixie76, "second")
 	htClientClose(t, c, Hixie76)
 }
 
 func TestRFC6455FirstFrameInHandshakeWrite(t *testing.T) {
-	srv, _ := htServer(t, &Handler{Serve: htEcho})
+	srv, _ := htServer(t, &Handler{Serve: echoMessages})
 	c := dialRaw(t, srv)
 	c.write(append([]byte(htRFC("/")), clientFrame(true, 1, []byte("first"))...))
 	htUpgrade(t, c, RFC6455, "")
@@ -464,7 +442,7 @@ func TestRFC6455FirstFrameInHandshakeWrite(t *testing.T) {
 }
 
 func TestHixie76Key3Later(t *testing.T) {
-	srv, _ := htServer(t, &Handler{Serve: htEcho})
+	srv, _ := htServer(t, &Handler{Serve: echoMessages})
 	c := dialRaw(t, srv)
 	req := handshakeRequest(Hixie76, "example.com", "/demo")
 	head, key3 := req[:len(req)-8], req[len(req)-8:]
@@ -475,7 +453,7 @@ func TestHixie76Key3Later(t *testing.T) {
 	htExpectSilence(t, c, 30*time.Millisecond)
 	c.write([]byte(key3[3:]))
 	htUpgrade(t, c, Hixie76, htAnsEx1)
-	htEchoes(t, c, Hixie76, "late but fine")
+	checkEcho(t, c, Hixie76, "late but fine")
 	htClientClose(t, c, Hixie76)
 }
 
@@ -572,7 +550,7 @@ func TestHandshakeTimeoutClearedAfterHandshake(t *testing.T) {
 	}
 	time.Sleep(timeout + 100*time.Millisecond) // idle past the handshake's deadline
 	for _, d := range allDialects {
-		htEchoes(t, clients[d], d, "still here")
+		checkEcho(t, clients[d], d, "still here")
 		htClientClose(t, clients[d], d)
 	}
 }
@@ -640,7 +618,7 @@ func TestRefusals(t *testing.T) {
 		{name: "Location other path hixie-76", cfg: location, req: htRequest(Hixie76, "example.com", "/chat/more?x", "http://example.com"), status: 404, want: Refusals{Location: 1}, trailing: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &Handler{Serve: htEcho}
+			h := &Handler{Serve: echoMessages}
 			if tc.cfg != nil {
 				tc.cfg(h)
 			}
@@ -669,7 +647,7 @@ func TestRefusals(t *testing.T) {
 			}
 			c.write([]byte(htRFC("/chat")))
 			htUpgrade(t, c, RFC6455, "")
-			htEchoes(t, c, RFC6455, "after the refusal")
+			checkEcho(t, c, RFC6455, "after the refusal")
 			htClientClose(t, c, RFC6455)
 			if s := h.Stats(); s.Refused != tc.want || s.Accepted != 1 {
 				t.Errorf("stats after a good handshake %+v", s)
@@ -679,7 +657,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestRefusedAfterShutdown(t *testing.T) {
-	h := &Handler{Serve: htEcho}
+	h := &Handler{Serve: echoMessages}
 	srv, _ := htServer(t, h)
 	if err := h.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown with no connection: %v", err)
@@ -707,7 +685,7 @@ func TestRefusedAfterShutdown(t *testing.T) {
 func TestFallback(t *testing.T) {
 	var fallbackCalls atomic.Int32
 	h := &Handler{
-		Serve: htEcho,
+		Serve: echoMessages,
 		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fallbackCalls.Add(1)
 			fmt.Fprintf(w, "fallback for %s", r.URL.Path)
@@ -722,7 +700,7 @@ func TestFallback(t *testing.T) {
 	// A handshake on the same connection goes to the WebSocket side.
 	c.write([]byte(htRFC("/chat")))
 	htUpgrade(t, c, RFC6455, "")
-	htEchoes(t, c, RFC6455, "ws")
+	checkEcho(t, c, RFC6455, "ws")
 	htClientClose(t, c, RFC6455)
 	// A handshake refused for its own reasons is not handed to the fallback.
 	c = dialRaw(t, srv)
@@ -1082,7 +1060,7 @@ func TestConnAccessors(t *testing.T) {
 	got := make(chan seen, 1)
 	h := &Handler{Serve: func(c *Conn) {
 		got <- seen{c.Dialect(), c.Request().URL.Path, c.Request().URL.RawQuery, c.RemoteAddr().String(), c.LocalAddr().String(), c.Subprotocol()}
-		htEcho(c)
+		echoMessages(c)
 	}}
 	srv, _ := htServer(t, h)
 	for _, d := range allDialects {
@@ -1097,7 +1075,7 @@ func TestConnAccessors(t *testing.T) {
 		if s != want {
 			t.Errorf("%s: the callback saw %+v, want %+v", d, s, want)
 		}
-		htEchoes(t, c, d, "hi")
+		checkEcho(t, c, d, "hi")
 		htClientClose(t, c, d)
 	}
 }
@@ -1111,7 +1089,7 @@ func TestShutdownEveryDialect(t *testing.T) {
 	clients := map[Dialect]*rawClient{}
 	for _, d := range allDialects {
 		clients[d] = dialDialect(t, srv, d, "/")
-		htEchoes(t, clients[d], d, "before")
+		checkEcho(t, clients[d], d, "before")
 	}
 	if s := h.Stats(); s.Active != len(allDialects) || s.Accepted != uint64(len(allDialects)) {
 		t.Fatalf("stats before Shutdown %+v", s)
@@ -1169,13 +1147,13 @@ func TestShutdownWaitsForCallbacks(t *testing.T) {
 	release := make(chan struct{})
 	readEnded := make(chan struct{})
 	h := &Handler{Serve: func(c *Conn) {
-		htEcho(c)
+		echoMessages(c)
 		close(readEnded)
 		<-release
 	}}
 	srv, _ := htServer(t, h)
 	c := dialDialect(t, srv, RFC6455, "/")
-	htEchoes(t, c, RFC6455, "x")
+	checkEcho(t, c, RFC6455, "x")
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- h.Shutdown(context.Background()) }()
 	if code := htAnswerClose(t, c, RFC6455); code != StatusGoingAway {
@@ -1219,7 +1197,7 @@ func TestShutdownSilentClients(t *testing.T) {
 	var clients []*rawClient
 	for _, d := range dialects {
 		c := dialDialect(t, srv, d, "/")
-		htEchoes(t, c, d, "ping")
+		checkEcho(t, c, d, "ping")
 		clients = append(clients, c)
 	}
 	start := time.Now()
@@ -1259,7 +1237,7 @@ func TestShutdownExpiredContext(t *testing.T) {
 	var clients []*rawClient
 	for _, d := range allDialects {
 		c := dialDialect(t, srv, d, "/")
-		htEchoes(t, c, d, "ping")
+		checkEcho(t, c, d, "ping")
 		clients = append(clients, c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -1354,7 +1332,7 @@ func TestShutdownDuringHixie76Handshake(t *testing.T) {
 
 func TestLogging(t *testing.T) {
 	logBuf := &htBuffer{}
-	h := &Handler{Serve: htEcho, Logger: slog.New(slog.NewTextHandler(logBuf, nil))}
+	h := &Handler{Serve: echoMessages, Logger: slog.New(slog.NewTextHandler(logBuf, nil))}
 	srv, _ := htServer(t, h)
 
 	linesWith := func(parts ...string) int {
@@ -1373,7 +1351,7 @@ func TestLogging(t *testing.T) {
 
 	c := dialDialect(t, srv, RFC6455, "/logged")
 	addr := c.conn.LocalAddr().String()
-	htEchoes(t, c, RFC6455, "x") // the callback runs, so the open was logged
+	checkEcho(t, c, RFC6455, "x") // the callback runs, so the open was logged
 	if linesWith(addr, "/logged", "RFC 6455", "level=INFO") == 0 {
 		t.Errorf("no log line for the accepted connection of %s:\n%s", addr, logBuf)
 	}
@@ -1397,11 +1375,11 @@ func TestNilLogger(t *testing.T) {
 		if c.Request().URL.Path == "/panic" {
 			panic("boom")
 		}
-		htEcho(c)
+		echoMessages(c)
 	}, HandshakeTimeout: 50 * time.Millisecond, Logger: nil}
 	srv, _ := htServer(t, h)
 	c := dialDialect(t, srv, RFC6455, "/")
-	htEchoes(t, c, RFC6455, "x")
+	checkEcho(t, c, RFC6455, "x")
 	htClientClose(t, c, RFC6455)
 	p := dialDialect(t, srv, RFC6455, "/panic")
 	if code := htAnswerClose(t, p, RFC6455); code != StatusInternalError {
@@ -1417,7 +1395,7 @@ func TestNilLogger(t *testing.T) {
 	k.write([]byte(req[:len(req)-8]))
 	k.expectEOF()
 	live := dialDialect(t, srv, Hixie75, "/")
-	htEchoes(t, live, Hixie75, "x")
+	checkEcho(t, live, Hixie75, "x")
 	if err := h.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -1434,7 +1412,7 @@ func TestCounters(t *testing.T) {
 	h := &Handler{}
 	h.Serve = func(c *Conn) {
 		activeInCallback <- h.Stats().Active
-		htEcho(c)
+		echoMessages(c)
 	}
 	srv, _ := htServer(t, h)
 	if s := h.Stats(); s != (Stats{}) {
@@ -1448,8 +1426,8 @@ func TestCounters(t *testing.T) {
 	if n := <-activeInCallback; n != 2 {
 		t.Errorf("Active in the second callback %d, want 2", n)
 	}
-	htEchoes(t, a, RFC6455, "a")
-	htEchoes(t, b, Hixie76, "b")
+	checkEcho(t, a, RFC6455, "a")
+	checkEcho(t, b, Hixie76, "b")
 	if s := h.Stats(); s.Accepted != 2 || s.Active != 2 {
 		t.Errorf("stats with two connections %+v", s)
 	}
@@ -1477,7 +1455,7 @@ func TestServePanics(t *testing.T) {
 		if strings.HasPrefix(c.Request().URL.Path, "/panic") {
 			panic("boom")
 		}
-		htEcho(c)
+		echoMessages(c)
 	}}
 	srv, _ := htServer(t, h)
 	for _, tc := range []struct {
@@ -1498,7 +1476,7 @@ func TestServePanics(t *testing.T) {
 	htPoll(t, "the panicked connections to leave the registry", func() bool { return h.Stats().Active == 0 })
 	// The server keeps serving.
 	c := dialDialect(t, srv, RFC6455, "/echo")
-	htEchoes(t, c, RFC6455, "still serving")
+	checkEcho(t, c, RFC6455, "still serving")
 	if s := h.Stats(); s.Active != 1 || s.Accepted != 6 {
 		t.Errorf("stats %+v", s)
 	}

@@ -69,25 +69,12 @@ func hosSmallBuffers(s *http.Server) {
 	}
 }
 
-// hosEcho echoes every message.
-func hosEcho(c *Conn) {
-	for {
-		typ, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		if err := c.WriteMessage(typ, msg); err != nil {
-			return
-		}
-	}
-}
-
-// hosRouted serves requests for /check with hosEcho (the well-behaved
+// hosRouted serves requests for /check with echoMessages (the well-behaved
 // clients) and the others with serve (the hostile ones).
 func hosRouted(serve func(*Conn)) func(*Conn) {
 	return func(c *Conn) {
 		if c.Request().URL.Path == "/check" {
-			hosEcho(c)
+			echoMessages(c)
 			return
 		}
 		serve(c)
@@ -169,30 +156,8 @@ func (r hosRecorder) why() string {
 func hosCheckServed(t *testing.T, srv *httptest.Server, d Dialect) {
 	t.Helper()
 	c := dialDialect(t, srv, d, "/check")
-	hosEchoes(t, c, d, "still served, "+d.String())
+	checkEcho(t, c, d, "still served, "+d.String())
 	htClientClose(t, c, d)
-}
-
-// hosEchoes checks that msg is echoed, skipping any ping or pong.
-func hosEchoes(t *testing.T, c *rawClient, d Dialect, msg string) {
-	t.Helper()
-	c.writeText(d, msg)
-	if !d.hybi() {
-		if _, got := c.readMessage(d); string(got) != msg {
-			t.Fatalf("%s: echo of %q came back as %q", d, msg, got)
-		}
-		return
-	}
-	for {
-		f := c.readFrame()
-		if f.op == 9 || f.op == 10 {
-			continue
-		}
-		if f.op != 1 || !f.fin || string(f.payload) != msg {
-			t.Fatalf("%s: echo of %q came back as %+v", d, msg, f)
-		}
-		return
-	}
 }
 
 // hosExpectDrop reads until the server ends the connection and returns
@@ -293,7 +258,7 @@ func hosIsTooBig(err error) bool {
 // the others are served.
 func TestHostileSlowHeaders(t *testing.T) {
 	const readHeaderTimeout = 300 * time.Millisecond
-	h := &Handler{Serve: hosEcho}
+	h := &Handler{Serve: echoMessages}
 	srv := hosStart(t, h, func(s *http.Server) { s.ReadHeaderTimeout = readHeaderTimeout }, false)
 	base := runtime.NumGoroutine()
 	addr := srv.Listener.Addr().String()
@@ -359,7 +324,7 @@ func TestHostileSlowHeaders(t *testing.T) {
 // nothing written, and counted as a timeout.
 func TestHostileHixie76Key3Trickle(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	h := &Handler{Serve: hosEcho, HandshakeTimeout: timeout}
+	h := &Handler{Serve: echoMessages, HandshakeTimeout: timeout}
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 
@@ -920,7 +885,7 @@ func TestHostileGarbage(t *testing.T) {
 // connection is untracked and every goroutine gone; meanwhile the
 // well-behaved ones got every message echoed, in order.
 func TestHostileManyConnections(t *testing.T) {
-	h := &Handler{Serve: hosEcho, ReadLimit: 4096, CloseTimeout: 300 * time.Millisecond}
+	h := &Handler{Serve: echoMessages, ReadLimit: 4096, CloseTimeout: 300 * time.Millisecond}
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 	const n = 60

@@ -89,7 +89,7 @@ func TestKeepalivePingsAnswered(t *testing.T) {
 			if pings < 2 || pings > 7 {
 				t.Errorf("%d pings in %v with PingInterval %v", pings, time.Since(start), interval)
 			}
-			hosEchoes(t, c, d, "still here")
+			checkEcho(t, c, d, "still here")
 			htClientClose(t, c, d)
 			if res := rec.wait(t); len(res.msgs) != 1 {
 				t.Errorf("the callback read %q, then %v", res.msgs, res.err)
@@ -269,7 +269,7 @@ func TestKeepaliveSlowLargeFrame(t *testing.T) {
 // The hixie dialects have no ping: PingInterval sends them nothing, and
 // does not drop them.
 func TestKeepaliveNoPingsOnHixie(t *testing.T) {
-	h := &Handler{Serve: hosEcho, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond}
+	h := &Handler{Serve: echoMessages, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond}
 	srv := hosStart(t, h, nil, false)
 	var wg sync.WaitGroup
 	for _, d := range []Dialect{Hixie75, Hixie76} {
@@ -282,7 +282,7 @@ func TestKeepaliveNoPingsOnHixie(t *testing.T) {
 		})
 		defer func() {
 			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			hosEchoes(t, c, d, "no ping for me")
+			checkEcho(t, c, d, "no ping for me")
 			htClientClose(t, c, d)
 		}()
 	}
@@ -327,7 +327,7 @@ func TestIdleTimeout(t *testing.T) {
 
 			if tc.talking {
 				for i := 0; time.Since(start) < 3*idle; i++ {
-					hosEchoes(t, c, tc.d, "chatter")
+					checkEcho(t, c, tc.d, "chatter")
 					time.Sleep(50 * time.Millisecond)
 				}
 				htClientClose(t, c, tc.d)
@@ -401,7 +401,7 @@ func TestKeepaliveStoppedOnClose(t *testing.T) {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			hosEcho(c)
+			echoMessages(c)
 		}}
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()

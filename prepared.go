@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -58,11 +57,10 @@ func (pm *PreparedMessage) frame(c *Conn) ([]byte, bool, error) {
 			if err := deflate(&buf, pm.data, nil, key[0], key[1]); err != nil {
 				return nil, false, err
 			}
-			payload := buf.Bytes()
-			if !bytes.HasSuffix(payload, syncTail) {
-				return nil, false, errors.New("websocket: deflate output lacks its sync tail")
+			payload, err := withoutSyncTail(buf.Bytes())
+			if err != nil {
+				return nil, false, err
 			}
-			payload = payload[:len(payload)-len(syncTail)]
 			f = deflatedFrame{append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(payload)), true, opcode(pm.typ), true, len(payload)), payload...), len(payload)}
 			if pm.deflated == nil {
 				pm.deflated = make(map[[2]int]deflatedFrame)

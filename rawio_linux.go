@@ -38,17 +38,21 @@ func (cr *connReader) readRaw(fd uintptr) bool {
 			cr.release()
 			return false
 		case err != nil:
-			cr.err = &net.OpError{Op: "read", Net: "tcp", Source: cr.conn.LocalAddr(), Addr: cr.conn.RemoteAddr(), Err: err}
+			cr.err = socketError("read", cr.conn, err)
 		case n == 0:
 			cr.err = io.EOF
-		}
-		if cr.err != nil {
-			cr.release()
-		} else {
+		default:
 			cr.n = n
+			return true
 		}
+		cr.release()
 		return true
 	}
+}
+
+// socketError is what net.Conn would report for a failed system call.
+func socketError(op string, conn net.Conn, err error) error {
+	return &net.OpError{Op: op, Net: conn.LocalAddr().Network(), Source: conn.LocalAddr(), Addr: conn.RemoteAddr(), Err: err}
 }
 
 // rawWriter writes a frame's parts with writev, without a copy and
@@ -107,7 +111,7 @@ func (c *Conn) writev(fd uintptr) bool {
 			}
 			return false // wait until the socket has room
 		default:
-			w.err = &net.OpError{Op: "write", Net: "tcp", Source: c.netConn.LocalAddr(), Addr: c.netConn.RemoteAddr(), Err: errno}
+			w.err = socketError("write", c.netConn, errno)
 			return true
 		}
 		for n > 0 {

@@ -50,13 +50,19 @@ func newConnReader(conn net.Conn, buffered []byte) *connReader {
 	return cr
 }
 
-func (cr *connReader) acquire() { cr.buf = readBufs[cr.sizeClass()].Get().(*[]byte) }
-
-func (cr *connReader) sizeClass() int {
-	if cr.large {
-		return 1
+// readBufPool is the pool of buffers of size.
+func readBufPool(size int) *sync.Pool {
+	if size == largeReadBuf {
+		return &readBufs[1]
 	}
-	return 0
+	return &readBufs[0]
+}
+
+func (cr *connReader) acquire() { cr.buf = readBufPool(cr.bufSize()).Get().(*[]byte) }
+
+func (cr *connReader) release() {
+	readBufPool(len(*cr.buf)).Put(cr.buf)
+	cr.buf, cr.r, cr.w = nil, 0, 0
 }
 
 // bufSize is the size of the next buffer.
@@ -65,15 +71,6 @@ func (cr *connReader) bufSize() int {
 		return largeReadBuf
 	}
 	return smallReadBuf
-}
-
-func (cr *connReader) release() {
-	class := 0
-	if len(*cr.buf) == largeReadBuf {
-		class = 1
-	}
-	readBufs[class].Put(cr.buf)
-	cr.buf, cr.r, cr.w = nil, 0, 0
 }
 
 // sized picks the next buffer's size after a read of n bytes.
@@ -167,10 +164,8 @@ func (cr *connReader) Peek(n int) ([]byte, error) {
 func (cr *connReader) Discard(n int) (int, error) {
 	done := 0
 	for done < n {
-		if cr.w == cr.r {
-			if err := cr.fill(); err != nil {
-				return done, err
-			}
+		if err := cr.wait(); err != nil {
+			return done, err
 		}
 		k := min(n-done, cr.w-cr.r)
 		cr.consumed(k)
@@ -182,43 +177,37 @@ func (cr *connReader) Discard(n int) (int, error) {
 // Next returns up to n buffered bytes, reading first if none are; the
 // caller consumes them with consumed once it is done with them.
 func (cr *connReader) Next(n int) ([]byte, error) {
-	if cr.w == cr.r {
-		if err := cr.fill(); err != nil {
-			return nil, err
-		}
+	if err := cr.wait(); err != nil {
+		return nil, err
 	}
 	return (*cr.buf)[cr.r:min(cr.w, cr.r+n)], nil
 }
 
-// Read reads up to len(p) bytes: from the buffer if it holds any, else
-// straight into p when p is large, sparing a copy.
-func (cr *connReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if cr.w == cr.r {
-		if len(p) >= cr.bufSize() {
-			n, err := cr.conn.Read(p)
-			if n > 0 {
-				err = nil
-			}
-			return n, err
+// readMasked reads up to len(p) bytes into p, unmasking them with key from
+// position pos, and returns the position after them: from the buffer if
+// it holds any, unmasked as they are copied out, else straight into p when
+// p is as large as a buffer, sparing the copy.
+func (cr *connReader) readMasked(p []byte, key [4]byte, pos int) (int, int, error) {
+	if cr.w == cr.r && len(p) >= cr.bufSize() {
+		n, err := cr.conn.Read(p)
+		if n > 0 {
+			err = nil
 		}
-		if err := cr.fill(); err != nil {
-			return 0, err
-		}
+		return n, maskBytes(key, pos, p[:n]), err
 	}
-	n := copy(p, (*cr.buf)[cr.r:cr.w])
-	cr.consumed(n)
-	return n, nil
+	buf, err := cr.Next(len(p))
+	if err != nil {
+		return 0, pos, err
+	}
+	pos = maskCopy(key, pos, p, buf)
+	cr.consumed(len(buf))
+	return len(buf), pos, nil
 }
 
 // ReadByte reads one byte.
 func (cr *connReader) ReadByte() (byte, error) {
-	if cr.w == cr.r {
-		if err := cr.fill(); err != nil {
-			return 0, err
-		}
+	if err := cr.wait(); err != nil {
+		return 0, err
 	}
 	b := (*cr.buf)[cr.r]
 	cr.consumed(1)

@@ -125,17 +125,7 @@ func TestSoak(t *testing.T) {
 	start := time.Now()
 
 	h := &Handler{
-		Serve: func(c *Conn) {
-			for {
-				typ, msg, err := c.ReadMessage()
-				if err != nil {
-					return
-				}
-				if err := c.WriteMessage(typ, msg); err != nil {
-					return
-				}
-			}
-		},
+		Serve:            echoMessages,
 		Compression:      &CompressionOptions{ContextTakeover: true},
 		HandshakeTimeout: 10 * time.Second,
 		CloseTimeout:     10 * time.Second,

@@ -33,36 +33,6 @@ func tlsDial(t *testing.T, srv *httptest.Server) *rawClient {
 	return &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
 }
 
-// tlsRequest is a handshake of dialect d for host and path, with origin
-// (none if "") in the field that dialect uses and extra fields after;
-// hixie-76 uses the draft's first worked example.
-func tlsRequest(d Dialect, host, path, origin string, extra ...string) string {
-	lines := []string{"GET " + path + " HTTP/1.1", "Host: " + host}
-	originField := "Origin"
-	switch d {
-	case Hixie75:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade")
-	case Hixie76:
-		lines = append(lines, "Upgrade: WebSocket", "Connection: Upgrade",
-			"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00")
-	case Hybi07, Hybi08:
-		originField = "Sec-WebSocket-Origin"
-		lines = append(lines, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-			fmt.Sprintf("Sec-WebSocket-Version: %d", map[Dialect]int{Hybi07: 7, Hybi08: 8}[d]))
-	case RFC6455:
-		lines = append(lines, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-			"Sec-WebSocket-Version: 13")
-	}
-	if origin != "" {
-		lines = append(lines, originField+": "+origin)
-	}
-	req := strings.Join(append(lines, extra...), "\r\n") + "\r\n\r\n"
-	if d == Hixie76 {
-		req += "^n:ds[4U"
-	}
-	return req
-}
-
 // tlsLocationField is the field of the hixie answer naming the URL.
 var tlsLocationField = map[Dialect]string{Hixie75: "WebSocket-Location", Hixie76: "Sec-WebSocket-Location"}
 
@@ -91,14 +61,14 @@ func tlsHandshake(t *testing.T, c *rawClient, d Dialect, req string) http.Header
 func TestTLSEveryDialect(t *testing.T) {
 	h := &Handler{ReadLimit: 1 << 20, Serve: func(c *Conn) {
 		c.WriteText(fmt.Sprintf("tls=%v", c.Request().TLS != nil))
-		hosEcho(c)
+		echoMessages(c)
 	}}
 	srv := hosStart(t, h, nil, true)
 	big := strings.Repeat("wss ✓ ", 12000) // 96 KB
 	for _, d := range allDialects {
 		t.Run(d.String(), func(t *testing.T) {
 			c := tlsDial(t, srv)
-			header := tlsHandshake(t, c, d, tlsRequest(d, "example.com", "/chat?room=1", "https://example.com"))
+			header := tlsHandshake(t, c, d, htRequest(d, "example.com", "/chat?room=1", "https://example.com"))
 			if f, ok := tlsLocationField[d]; ok {
 				if got := header.Get(f); got != "wss://example.com/chat?room=1" {
 					t.Errorf("%s %q, want wss://example.com/chat?room=1", f, got)
@@ -110,7 +80,7 @@ func TestTLSEveryDialect(t *testing.T) {
 			if _, msg := c.readMessage(d); string(msg) != "tls=true" {
 				t.Errorf("the callback said %q", msg)
 			}
-			hosEchoes(t, c, d, "hello over TLS")
+			checkEcho(t, c, d, "hello over TLS")
 			c.writeText(d, big)
 			if _, msg := c.readMessage(d); string(msg) != big {
 				t.Errorf("echo of %d bytes came back as %d", len(big), len(msg))
@@ -135,7 +105,7 @@ func TestTLSEveryDialect(t *testing.T) {
 // lower-cased, without the default port 443 but with any other (80
 // included), then the path and query.
 func TestTLSHixieLocation(t *testing.T) {
-	h := &Handler{Serve: hosEcho}
+	h := &Handler{Serve: echoMessages}
 	srv := hosStart(t, h, nil, true)
 	addr := srv.Listener.Addr().String()
 	for _, tc := range []struct{ host, want string }{
@@ -149,11 +119,11 @@ func TestTLSHixieLocation(t *testing.T) {
 		for _, d := range []Dialect{Hixie75, Hixie76} {
 			t.Run(d.String()+" "+tc.host, func(t *testing.T) {
 				c := tlsDial(t, srv)
-				header := tlsHandshake(t, c, d, tlsRequest(d, tc.host, "/p/q?x=1&y=%20", "https://"+tc.host))
+				header := tlsHandshake(t, c, d, htRequest(d, tc.host, "/p/q?x=1&y=%20", "https://"+tc.host))
 				if got := header.Get(tlsLocationField[d]); got != tc.want {
 					t.Errorf("Host %s: %s %q, want %q", tc.host, tlsLocationField[d], got, tc.want)
 				}
-				hosEchoes(t, c, d, "located")
+				checkEcho(t, c, d, "located")
 				htClientClose(t, c, d)
 			})
 		}
@@ -211,11 +181,11 @@ func TestTLSTerminatorProxyHeaders(t *testing.T) {
 			[]string{"Forwarded: for=1.2.3.4;proto=http;host=public.example"}, "ws://public.example" + path},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &Handler{TrustProxyHeaders: tc.trust, Serve: hosEcho}
+			h := &Handler{TrustProxyHeaders: tc.trust, Serve: echoMessages}
 			srv := hosStart(t, h, nil, false)
 			for _, d := range []Dialect{Hixie75, Hixie76, RFC6455} {
 				c := dialRaw(t, srv)
-				req := tlsRequest(d, tc.host, path, tc.origin, tc.fields...)
+				req := htRequest(d, tc.host, path, tc.origin, tc.fields...)
 				if tc.want == "" {
 					c.write([]byte(req))
 					resp, err := http.ReadResponse(c.br, nil)
@@ -234,7 +204,7 @@ func TestTLSTerminatorProxyHeaders(t *testing.T) {
 						t.Errorf("%s: %s %q, want %q", d, f, got, tc.want)
 					}
 				}
-				hosEchoes(t, c, d, "behind a proxy")
+				checkEcho(t, c, d, "behind a proxy")
 				htClientClose(t, c, d)
 			}
 		})
@@ -245,7 +215,7 @@ func TestTLSTerminatorProxyHeaders(t *testing.T) {
 // in front), answers hixie clients wss:// and serves every dialect; other
 // hosts and paths are refused.
 func TestTLSConfiguredLocationBehindTerminator(t *testing.T) {
-	h := &Handler{Location: "wss://example.com/chat", Serve: hosEcho}
+	h := &Handler{Location: "wss://example.com/chat", Serve: echoMessages}
 	srv := hosStart(t, h, nil, false)
 	for _, tc := range []struct {
 		host, path, want string
@@ -256,13 +226,13 @@ func TestTLSConfiguredLocationBehindTerminator(t *testing.T) {
 	} {
 		for _, d := range allDialects {
 			c := dialRaw(t, srv)
-			header := tlsHandshake(t, c, d, tlsRequest(d, tc.host, tc.path, "https://example.com"))
+			header := tlsHandshake(t, c, d, htRequest(d, tc.host, tc.path, "https://example.com"))
 			if f, ok := tlsLocationField[d]; ok {
 				if got := header.Get(f); got != tc.want {
 					t.Errorf("%s, Host %s, %s: %s %q, want %q", d, tc.host, tc.path, f, got, tc.want)
 				}
 			}
-			hosEchoes(t, c, d, "terminated")
+			checkEcho(t, c, d, "terminated")
 			htClientClose(t, c, d)
 		}
 	}
@@ -275,7 +245,7 @@ func TestTLSConfiguredLocationBehindTerminator(t *testing.T) {
 		{"example.com", "/other", http.StatusNotFound},
 	} {
 		c := dialRaw(t, srv)
-		c.write([]byte(tlsRequest(RFC6455, tc.host, tc.path, "")))
+		c.write([]byte(htRequest(RFC6455, tc.host, tc.path, "")))
 		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
 			t.Fatal(err)

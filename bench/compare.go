@@ -409,20 +409,33 @@ func (res *Results) Table(w io.Writer) {
 			}
 		}
 	}
-	if len(rows) > 0 {
-		fmt.Fprintln(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |")
-		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-		for _, r := range rows {
-			fmt.Fprintln(w, r)
-		}
-	}
-	if len(notes) > 0 {
-		fmt.Fprintln(w)
-		for _, n := range notes {
-			fmt.Fprintln(w, "- "+n)
-		}
-	}
+	writeRows(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeNotes(w, notes)
 	res.broadcastTable(w, len(rows)+len(notes) > 0)
+}
+
+// writeRows writes a markdown table, if it has rows: header, the alignment
+// row (the first two columns text, the others numbers), then the rows.
+func writeRows(w io.Writer, header string, rows []string) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, "| --- | --- |"+strings.Repeat(" ---: |", strings.Count(header, "|")-3))
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
+	}
+}
+
+// writeNotes writes notes as a list after a blank line, if there are any.
+func writeNotes(w io.Writer, notes []string) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, n := range notes {
+		fmt.Fprintln(w, "- "+n)
+	}
 }
 
 // broadcastTable writes the table of the broadcast test, if it ran.
@@ -462,17 +475,8 @@ func (res *Results) broadcastTable(w io.Writer, sep bool) {
 	if sep {
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range rows {
-		fmt.Fprintln(w, r)
-	}
-	if len(notes) > 0 {
-		fmt.Fprintln(w)
-		for _, n := range notes {
-			fmt.Fprintln(w, "- "+n)
-		}
-	}
+	writeRows(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeNotes(w, notes)
 }
 
 func fmtRate(x float64) string {
