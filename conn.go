@@ -39,9 +39,13 @@ func (t MessageType) String() string {
 // codec is what a dialect's framing provides to Conn. Reading methods are
 // called with Conn.rmu held, writing methods with Conn.wmu held.
 type codec interface {
-	// next reads up to the start of the next data message, answering the
-	// control frames before it, and returns its type.
+	// next reads up to the start of the next data message and returns its
+	// type, or errControl once it has read a control frame (hixie-76's
+	// close included), for Conn to answer.
 	next() (MessageType, error)
+	// answer acts on the control frame next stopped at: a pong, the pong
+	// handler, the close handshake.
+	answer() error
 	// read reads from the current message; io.EOF at its end.
 	read(p []byte) (int, error)
 	// inMessage reports whether a message has been started and not read to its end.
@@ -306,6 +310,13 @@ func (c *Conn) AppendMessage(dst []byte) (MessageType, []byte, error) {
 	if err != nil {
 		return 0, dst, err
 	}
+	return c.appendRest(typ, dst)
+}
+
+// appendRest appends the message that nextLocked started to dst (rmu held).
+// A function of its own, so that its frame is not on the stack while
+// nextLocked waits or answers control frames.
+func (c *Conn) appendRest(typ MessageType, dst []byte) (MessageType, []byte, error) {
 	for {
 		if len(dst) == cap(dst) {
 			// Usually the hint is the exact size of the message.
@@ -345,26 +356,49 @@ func (c *Conn) nextLocked() (MessageType, error) {
 	if c.readErr != nil {
 		return 0, c.readErr
 	}
-	if !c.codec.inMessage() {
-		// The next message needs bytes: wait for them here, where the
-		// stack is shallow, so that an idle connection's goroutine keeps
-		// the smallest stack.
-		if err := c.br.wait(); err != nil {
+	for {
+		if !c.codec.inMessage() {
+			// The next message needs bytes: wait for them here, where the
+			// stack is shallow, so that an idle connection's goroutine
+			// keeps the smallest stack.
+			if err := c.br.wait(); err != nil {
+				return 0, c.setReadErr(err)
+			}
+		}
+		if c.codec.inMessage() {
+			if err := c.discardMessage(); err != nil {
+				return 0, err
+			}
+		}
+		typ, err := c.codec.next()
+		if err == errControl {
+			err = c.codec.answer()
+			if err == nil {
+				continue
+			}
+		}
+		if err != nil {
 			return 0, c.setReadErr(err)
 		}
+		c.readGen++
+		return typ, nil
 	}
-	if c.codec.inMessage() {
-		if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
-			return 0, c.setReadErr(err)
-		}
-	}
-	typ, err := c.codec.next()
-	if err != nil {
-		return 0, c.setReadErr(err)
-	}
-	c.readGen++
-	return typ, nil
 }
+
+// discardMessage reads what is left of the current message (rmu held).
+func (c *Conn) discardMessage() error {
+	if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
+		return c.setReadErr(err)
+	}
+	return nil
+}
+
+// errControl is what codec.next returns once it has read a control frame.
+// Conn answers it (codec.answer) back at the top of its read, where the
+// stack is shallow: a pong or a close written deeper would grow the
+// goroutine's stack, which an idle connection would keep at twice the
+// size ever after.
+var errControl = errors.New("websocket: control frame to answer")
 
 type readerFunc func([]byte) (int, error)
 
@@ -400,9 +434,7 @@ func (c *Conn) setReadErr(err error) error {
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
 		err = c.closedErr()
 	}
-	var ce *CloseError
-	var pe *ProtocolError
-	if !errors.As(err, &ce) && !errors.As(err, &pe) {
+	if !closedProperly(err) {
 		// The peer vanished or the network failed: nothing more can come.
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 			c.closeNow()
@@ -416,6 +448,20 @@ func (c *Conn) setReadErr(err error) error {
 	}
 	c.hooksMu.Unlock()
 	return err
+}
+
+// closedProperly reports whether err, or an error it wraps, is a close
+// handshake's end or a protocol failure, which closed what they had to. It
+// unwraps by hand: errors.As reflects, whose deep frames would grow the
+// stack of a goroutine ending its connection.
+func closedProperly(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		switch err.(type) {
+		case *CloseError, *ProtocolError:
+			return true
+		}
+	}
+	return false
 }
 
 // fail fails the connection for a protocol violation: it sends the close
@@ -534,22 +580,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	if err != nil {
 		return err
 	}
-	// As send does, without its frame on the stack: the path of every
-	// message stays shallow enough for a goroutine's smallest stack.
-	if c.raw != nil {
-		err = c.sendRaw(pre, p, post)
-	} else {
-		err = c.sendConn(pre, p, post)
-	}
-	return c.setWriteErr(err)
-}
-
-// send writes pre, p and post, one frame (wmu held).
-func (c *Conn) send(pre, p, post []byte) error {
-	if c.raw != nil {
-		return c.sendRaw(pre, p, post)
-	}
-	return c.sendConn(pre, p, post)
+	return c.setWriteErr(c.send(pre, p, post))
 }
 
 // writeFrame writes frame, which is whole and framed already.

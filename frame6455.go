@@ -173,6 +173,8 @@ type hybiCodec struct {
 	total      int64 // message bytes read so far (inflated if compressed)
 	utf8       utf8Validator
 
+	ctl []byte // a control frame read, not yet answered: its opcode, then its payload
+
 	hdr [maxHeaderSize]byte // header of the frame being written (wmu)
 }
 
@@ -193,41 +195,36 @@ func (h *hybiCodec) sizeHint() int {
 const maxSizeHint = 64 << 10
 
 // readHeader reads a frame header and enforces the rules that do not depend
-// on the message in progress; control frames are handled here entirely.
-// It returns only data frame headers.
+// on the message in progress. A control frame it reads whole, keeps for
+// answer, and returns errControl.
 func (h *hybiCodec) readHeader() (frameHeader, error) {
-	for {
-		hdr, err := readFrameHeader(h.c.br)
-		h.c.heard.Add(1)
-		switch {
-		case err != nil:
-			if pe, ok := err.(*ProtocolError); ok {
-				return hdr, h.c.fail(pe.Code, pe.Reason)
-			}
-			return hdr, err
-		case hdr.rsv&^rsv1 != 0:
-			return hdr, h.c.fail(StatusProtocolError, "RSV2 or RSV3 set: no extension defines them")
-		case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
-			// permessage-deflate sets RSV1 on a message's first frame only.
-			return hdr, h.c.fail(StatusProtocolError, "RSV1 set with no extension defining it on this frame")
-		case !hdr.masked:
-			return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
+	hdr, err := readFrameHeader(h.c.br)
+	h.c.heard.Add(1)
+	switch {
+	case err != nil:
+		if pe, ok := err.(*ProtocolError); ok {
+			return hdr, h.c.fail(pe.Code, pe.Reason)
 		}
-		switch hdr.op {
-		case opContinuation, opText, opBinary:
-			return hdr, nil
-		case opClose, opPing, opPong:
-			if err := h.control(hdr); err != nil {
-				return hdr, err
-			}
-		default:
-			return hdr, h.c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op)))
-		}
+		return hdr, err
+	case hdr.rsv&^rsv1 != 0:
+		return hdr, h.c.fail(StatusProtocolError, "RSV2 or RSV3 set: no extension defines them")
+	case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
+		// permessage-deflate sets RSV1 on a message's first frame only.
+		return hdr, h.c.fail(StatusProtocolError, "RSV1 set with no extension defining it on this frame")
+	case !hdr.masked:
+		return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
 	}
+	switch hdr.op {
+	case opContinuation, opText, opBinary:
+		return hdr, nil
+	case opClose, opPing, opPong:
+		return hdr, h.readControl(hdr)
+	}
+	return hdr, h.c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op)))
 }
 
-// control reads and acts on a control frame.
-func (h *hybiCodec) control(hdr frameHeader) error {
+// readControl reads a control frame into h.ctl and returns errControl.
+func (h *hybiCodec) readControl(hdr frameHeader) error {
 	switch {
 	case !hdr.fin:
 		return h.c.fail(StatusProtocolError, "fragmented control frame")
@@ -241,10 +238,19 @@ func (h *hybiCodec) control(hdr frameHeader) error {
 	if err != nil {
 		return unexpected(err)
 	}
-	payload := make([]byte, len(buffered))
-	maskCopy(hdr.mask, 0, payload, buffered)
+	h.ctl = make([]byte, 1+len(buffered))
+	h.ctl[0] = byte(hdr.op)
+	maskCopy(hdr.mask, 0, h.ctl[1:], buffered)
 	h.c.br.Discard(len(buffered))
-	switch hdr.op {
+	return errControl
+}
+
+// answer acts on the control frame that readHeader kept: it pongs a ping,
+// calls the pong handler, or answers a close.
+func (h *hybiCodec) answer() error {
+	op, payload := opcode(h.ctl[0]), h.ctl[1:]
+	h.ctl = nil
+	switch op {
 	case opPing:
 		if err := h.c.writeControl(opPong, payload); err != nil && !errors.Is(err, ErrClosed) {
 			return err
@@ -254,35 +260,41 @@ func (h *hybiCodec) control(hdr frameHeader) error {
 			(*f)(payload)
 		}
 	case opClose:
-		return h.peerClose(payload)
+		// Answered with the same code (unless a close was sent already),
+		// then TCP is closed: the server closes first.
+		ce, err := h.peerClose(payload)
+		if err != nil {
+			return err
+		}
+		if ce.Code == StatusNoStatusRcvd {
+			h.c.writeClose(0, "")
+		} else {
+			h.c.writeClose(ce.Code, ce.Reason)
+		}
+		h.c.closeNow()
+		return ce
 	}
 	return nil
 }
 
-// peerClose answers the peer's close with the same code (unless a close was
-// sent already) and closes TCP: the server closes first.
-func (h *hybiCodec) peerClose(payload []byte) error {
+// peerClose is the peer's close, parsed: a *CloseError, or the error that
+// fails the connection for a malformed one.
+func (h *hybiCodec) peerClose(payload []byte) (*CloseError, error) {
 	ce := &CloseError{Code: StatusNoStatusRcvd}
 	switch {
 	case len(payload) == 1:
-		return h.c.fail(StatusProtocolError, "close frame with a 1-byte payload")
+		return nil, h.c.fail(StatusProtocolError, "close frame with a 1-byte payload")
 	case len(payload) >= 2:
 		ce.Code = StatusCode(binary.BigEndian.Uint16(payload))
 		if !ce.Code.sendable() {
-			return h.c.fail(StatusProtocolError, fmt.Sprintf("close code %d may not be sent", int(ce.Code)))
+			return nil, h.c.fail(StatusProtocolError, fmt.Sprintf("close code %d may not be sent", int(ce.Code)))
 		}
 		if !utf8.Valid(payload[2:]) {
-			return h.c.fail(StatusInvalidPayload, "close reason is not valid UTF-8")
+			return nil, h.c.fail(StatusInvalidPayload, "close reason is not valid UTF-8")
 		}
 		ce.Reason = string(payload[2:])
 	}
-	if ce.Code == StatusNoStatusRcvd {
-		h.c.writeClose(0, "")
-	} else {
-		h.c.writeClose(ce.Code, ce.Reason)
-	}
-	h.c.closeNow()
-	return ce
+	return ce, nil
 }
 
 func (h *hybiCodec) next() (MessageType, error) {
@@ -368,6 +380,13 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		hdr, err := h.readHeader()
+		if err == errControl {
+			// Inside a message: answered here, deeper in the stack than
+			// Conn would, but such interleaving is rare.
+			if err = h.answer(); err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return 0, unexpected(err) // the message is not over: EOF is not its end
 		}

@@ -59,7 +59,7 @@ func (x *hixieCodec) next() (MessageType, error) {
 				return 0, err
 			}
 			if typ == 0xFF && length == 0 && x.c.dialect == Hixie76 {
-				return 0, x.peerClose()
+				return 0, errControl // the close: answer
 			}
 			if _, err := br.Discard(int(length)); err != nil {
 				return 0, unexpected(err)
@@ -121,7 +121,8 @@ func (x *hixieCodec) buffered() ([]byte, bool, error) {
 
 // peerClose answers the peer's 0xFF 0x00 (unless ours went first) and
 // closes TCP.
-func (x *hixieCodec) peerClose() error {
+// answer answers the close, hixie's only control frame.
+func (x *hixieCodec) answer() error {
 	x.c.writeClose(0, "")
 	x.c.closeNow()
 	return &CloseError{Code: StatusNoStatusRcvd}

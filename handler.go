@@ -258,12 +258,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve runs the callback, then closes the connection properly: 1000, or
-// 1011 if the callback panicked (the panic is logged, not repeated).
+// 1011 if the callback panicked. The close is made from here, not from a
+// deferred function, whose frame would be on the stack too: the close
+// handshake then fits in the goroutine's smallest stack.
 func (h *Handler) serve(c *Conn) {
-	defer h.serving.Done()
 	start := time.Now()
+	c.closeHandshake(h.run(c), "")
+	h.closed(c, start)
+}
+
+// run calls Serve and returns the close code it earned: 1011 if it
+// panicked (the panic is logged, not repeated).
+func (h *Handler) run(c *Conn) (code StatusCode) {
 	defer func() {
-		code := StatusNormalClosure
 		if p := recover(); p != nil {
 			code = StatusInternalError
 			stack := make([]byte, 16<<10)
@@ -274,11 +281,16 @@ func (h *Handler) serve(c *Conn) {
 				log.Printf("websocket: panic serving %s: %v\n%s", c.req.RemoteAddr, p, stack)
 			}
 		}
-		c.closeHandshake(code, "")
-		h.untrack(c)
-		h.log(slog.LevelInfo, "connection closed", c.req, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
 	}()
 	h.Serve(c)
+	return StatusNormalClosure
+}
+
+// closed forgets c, which has closed after serving since start.
+func (h *Handler) closed(c *Conn, start time.Time) {
+	h.untrack(c)
+	h.log(slog.LevelInfo, "connection closed", c.req, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
+	h.serving.Done()
 }
 
 // negotiate picks the dialect and checks origin and location, before

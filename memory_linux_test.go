@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// An idle connection, after a message each way, costs little memory: its
-// goroutine keeps the smallest stack (2 KiB; the read waits and every
-// write is made where the stack is shallow) and its heap is the Conn, the
+// An idle connection, after a ping and a message each way, costs little
+// memory: its goroutine keeps the smallest stack (2 KiB; the read waits,
+// and every write, the pong too, is made where the stack is shallow) and its heap is the Conn, the
 // kept request and the socket. The clients are bare sockets, so that the
 // heap measured is the server's alone.
 func TestIdleConnectionMemory(t *testing.T) {
@@ -31,6 +31,8 @@ func TestIdleConnectionMemory(t *testing.T) {
 	msg := bytes.Repeat([]byte("m"), 32)
 	frame := clientFrame(true, 2, msg)
 	reply := append([]byte{0x82, 32}, msg...)
+	ping := clientFrame(true, 0x9, []byte("ka"))
+	pong := []byte{0x8a, 2, 'k', 'a'}
 	buf := make([]byte, 4096)
 	var fds []int
 	defer func() {
@@ -73,6 +75,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		exchange(fd, req, " 101 ")
+		exchange(fd, ping, string(pong))
 		exchange(fd, frame, string(reply))
 	}
 	dial() // the server's first connection warms its pools

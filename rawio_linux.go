@@ -65,10 +65,14 @@ type rawWriter struct {
 	fn      func(fd uintptr) bool
 }
 
-// sendRaw writes pre, p and post with one system call (more if the socket
-// fills up) on a plain socket (wmu held). Only a write that would block
-// arms the write timeout: a write that completes at once needs no timer.
-func (c *Conn) sendRaw(pre, p, post []byte) error {
+// send writes pre, p and post, one frame (wmu held). On a plain socket it
+// takes one system call (more if the socket fills up), and only a write
+// that would block arms the write timeout: a write that completes at once
+// needs no timer.
+func (c *Conn) send(pre, p, post []byte) error {
+	if c.raw == nil {
+		return c.sendConn(pre, p, post)
+	}
 	w := &c.rw
 	w.pending, w.err = w.iov[:0], nil
 	w.add(pre)

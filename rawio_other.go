@@ -8,5 +8,5 @@ type rawWriter struct{}
 
 func (c *Conn) useRawSocket() {}
 
-// sendRaw is not called: there is no raw socket.
-func (c *Conn) sendRaw(pre, p, post []byte) error { return c.sendConn(pre, p, post) }
+// send writes pre, p and post, one frame (wmu held).
+func (c *Conn) send(pre, p, post []byte) error { return c.sendConn(pre, p, post) }
