@@ -154,10 +154,15 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 func (c *Conn) Extensions() string { return c.extensions }
 
 // Request is the client's handshake request: its method, URL, headers,
-// remote address, TLS state and context values. It lacks the headers of
-// the handshake itself (Connection, Upgrade, and Sec-WebSocket-Key, -Key1,
-// -Key2, -Version and -Extensions), which were answered, and its body,
-// which was empty.
+// remote address, TLS state, path values and context values. It lacks the
+// headers of the handshake itself (Connection, Upgrade, and
+// Sec-WebSocket-Key, -Key1, -Key2, -Version and -Extensions), which were
+// answered, and its body, which was empty.
+//
+// Serve runs after ServeHTTP has returned, so a context value that a
+// router or middleware recycles once its handler returns is stale by
+// then: read route parameters with PathValue (which chi sets too), not
+// chi.URLParam, whose route context chi reuses for other requests.
 func (c *Conn) Request() *http.Request { return c.req }
 
 // keptRequest is what a connection keeps of its handshake request, for as
