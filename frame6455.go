@@ -166,9 +166,9 @@ type hybiCodec struct {
 	started    bool  // a message is in progress
 	compressed bool  // its payload is deflated
 	fin        bool  // the current frame is its last
-	remaining  int64 // unread payload of the current frame
+	maskPos    uint8 // where in mask the payload's next byte is
 	mask       [4]byte
-	maskPos    int
+	remaining  int64 // unread payload of the current frame
 	raw        int64 // payload bytes read so far
 	total      int64 // message bytes read so far (inflated if compressed)
 	utf8       utf8Validator
@@ -400,8 +400,8 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > h.remaining {
 		p = p[:h.remaining]
 	}
-	n, pos, err := h.c.br.readMasked(p, h.mask, h.maskPos)
-	h.maskPos = pos
+	n, pos, err := h.c.br.readMasked(p, h.mask, int(h.maskPos))
+	h.maskPos = uint8(pos)
 	h.c.heard.Add(1) // a long frame trickling in is a peer alive
 	h.remaining -= int64(n)
 	h.raw += int64(n)
