@@ -21,7 +21,7 @@ func tick(ctx context.Context, closed <-chan struct{}, interval time.Duration, m
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	pushed := make(chan error, 1)
+	pushed := make(chan push, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -32,12 +32,30 @@ func tick(ctx context.Context, closed <-chan struct{}, interval time.Duration, m
 			// Formatted and written on a goroutine that ends with the push:
 			// this one, which waits nearly all the time, keeps the smallest
 			// stack instead of the larger one formatting and writing grow.
-			go func() { pushed <- send(message(now)) }()
-			if err := <-pushed; err != nil {
-				return err
+			go func() {
+				defer func() {
+					if p := recover(); p != nil {
+						pushed <- push{panicked: true, panicValue: p}
+					}
+				}()
+				pushed <- push{err: send(message(now))}
+			}()
+			p := <-pushed
+			if p.panicked {
+				panic(p.panicValue) // message's panic, where Tick was called
+			}
+			if p.err != nil {
+				return p.err
 			}
 		}
 	}
+}
+
+// push is how one push of tick ended.
+type push struct {
+	err        error
+	panicked   bool
+	panicValue any
 }
 
 // ServerTime formats t as the time push of the classic demo does:

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,21 @@ func TestTickStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Tick did not stop with its context")
+	}
+}
+
+// A message function that panics panics in Tick's caller, as it would if
+// Tick formatted on its own goroutine: called from Serve, the connection
+// closes with 1011 and the server goes on.
+func TestTickPanicReachesItsCaller(t *testing.T) {
+	h := &Handler{Serve: func(c *Conn) {
+		Tick(context.Background(), c, 10*time.Millisecond, func(time.Time) string { panic("boom") })
+	}, Logger: slog.New(slog.DiscardHandler)}
+	srv, _ := htServer(t, h)
+	for range 2 {
+		c := dialDialect(t, srv, RFC6455, "/")
+		if code := htAnswerClose(t, c, RFC6455); code != StatusInternalError {
+			t.Fatalf("closed with %v, want %v", code, StatusInternalError)
+		}
 	}
 }
