@@ -15,8 +15,8 @@ import (
 // CompressionOptions configure permessage-deflate (RFC 7692).
 //
 // Without context takeover a connection holds no compression memory at all
-// between messages: messages are compressed statelessly (or with pooled
-// compressors) and inflated by pooled decompressors. With context takeover
+// between messages: messages are compressed and inflated by pooled
+// compressors and decompressors. With context takeover
 // each message may refer to the ones before, which compresses chatty
 // traffic much better; a connection then keeps the recent history of both
 // directions: at most 4 KiB of what it sent, plus the client's window (32
@@ -30,9 +30,8 @@ type CompressionOptions struct {
 	// (0: DefaultCompressionThreshold; negative: compress everything).
 	Threshold int
 
-	// Level is the flate level, 1 (fastest) to 9 (smallest); 0 uses a
-	// stateless encoder close to level 1 in speed and ratio. Windows below
-	// 15 bits have a single level of their own.
+	// Level is the flate level, 1 (fastest; 0 means 1) to 9 (smallest).
+	// Windows below 15 bits have a single level of their own.
 	Level int
 
 	// MaxWindowBits (8-15; 0: 15) caps the LZ77 window of both directions
@@ -245,11 +244,12 @@ func withoutSyncTail(b []byte) ([]byte, error) {
 	return b[:len(b)-len(syncTail)], nil
 }
 
-// maxStatelessDict is how much of the previous messages a compressor with
-// context takeover refers to: the stateless encoder hashes all of it for
-// each message, so a longer history costs CPU for every message, for a
-// better ratio only when messages repeat from further back.
-const maxStatelessDict = 4 << 10
+// maxSentHistory is how much of the previous messages a compressor with
+// context takeover refers to: the compressor hashes all of it for each
+// message (a pooled compressor starts from it anew), so a longer history
+// costs CPU for every message, for a better ratio only when messages
+// repeat from further back.
+const maxSentHistory = 4 << 10
 
 // deflater compresses the messages of one connection.
 type deflater struct {
@@ -260,12 +260,12 @@ type deflater struct {
 }
 
 func newDeflater(p deflateParams, opts *CompressionOptions) *deflater {
-	d := &deflater{params: p, level: min(max(opts.Level, 0), 9), threshold: opts.Threshold}
+	d := &deflater{params: p, level: min(max(opts.Level, flate.BestSpeed), flate.BestCompression), threshold: opts.Threshold}
 	if d.threshold == 0 {
 		d.threshold = DefaultCompressionThreshold
 	}
 	if !p.serverNoTakeover {
-		d.history = &history{size: min(1<<p.serverBits, maxStatelessDict)}
+		d.history = &history{size: min(1<<p.serverBits, maxSentHistory)}
 	}
 	return d
 }
@@ -299,11 +299,11 @@ func (d *deflater) sent(p []byte) {
 }
 
 // deflate appends p compressed with a window of 2^bits, referring to dict
-// as what came before, and ends with a sync flush.
+// as what came before, and ends with a sync flush. It uses a pooled
+// compressor, whose tables live on the heap: klauspost's stateless encoder
+// keeps a 16 KiB table on the stack, which grew the stack of every
+// goroutine that wrote a compressed message to 32 KiB.
 func deflate(dst *bytes.Buffer, p, dict []byte, bits, level int) error {
-	if bits == 15 && level == 0 {
-		return flate.StatelessDeflate(dst, p, false, dict)
-	}
 	w := getFlateWriter(bits, level)
 	defer putFlateWriter(bits, level, w)
 	w.ResetDict(dst, dict)

@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+// idleCase is a kind of connection whose idle memory is measured.
+type idleCase struct {
+	name     string
+	handler  *Handler
+	offer    string        // Sec-WebSocket-Extensions, if any
+	wait     time.Duration // before measuring
+	maxStack int           // per goroutine
+	maxHeap  int           // per connection
+}
+
 // An idle connection, after a ping and a message each way, costs little
 // memory: its goroutines keep the smallest stack (2 KiB; the read waits,
 // and every write, the pong too, is made where the stack is shallow, as
@@ -18,27 +28,27 @@ import (
 // socket. The clients are bare sockets, so that the memory measured is the
 // server's alone.
 func TestIdleConnectionMemory(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		serve   func(*Conn)
-		wait    time.Duration // before measuring
-		maxHeap int           // per connection
-	}{
-		{"echo", reusingEcho, 0, 4096},
+	for _, tc := range []*idleCase{
+		{name: "echo", handler: &Handler{Serve: reusingEcho}, maxStack: 3072, maxHeap: 4096},
 		// The classic demo: the time pushed by a goroutine of each
 		// connection's, which a Ticker and a Context add to the heap.
 		// Every connection has pushed when it is measured.
-		{"echo and Tick", func(c *Conn) {
+		{name: "echo and Tick", handler: &Handler{Serve: func(c *Conn) {
 			go Tick(context.Background(), c, 100*time.Millisecond, nil)
 			reusingEcho(c)
-		}, 150 * time.Millisecond, 6144},
+		}}, wait: 150 * time.Millisecond, maxStack: 3072, maxHeap: 6144},
+		// A compressed message each way: inflating grows the stack to 4
+		// KiB, no more (compressing on the stack grew it to 32 KiB); the
+		// heap includes the pooled compressor and decompressor.
+		{name: "deflate", handler: &Handler{Serve: reusingEcho, Compression: &CompressionOptions{}},
+			offer: "permessage-deflate", maxStack: 5120, maxHeap: 6144},
 	} {
-		t.Run(tc.name, func(t *testing.T) { idleConnectionMemory(t, tc.serve, tc.wait, tc.maxHeap) })
+		t.Run(tc.name, func(t *testing.T) { idleConnectionMemory(t, tc) })
 	}
 }
 
-func idleConnectionMemory(t *testing.T, serve func(*Conn), wait time.Duration, maxHeap int) {
-	h := &Handler{Serve: serve}
+func idleConnectionMemory(t *testing.T, tc *idleCase) {
+	h := tc.handler
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +62,12 @@ func idleConnectionMemory(t *testing.T, serve func(*Conn), wait time.Duration, m
 	req := []byte(handshakeRequest(RFC6455, ln.Addr().String(), "/"))
 	msg := bytes.Repeat([]byte("m"), 32)
 	frame := clientFrame(true, 2, msg)
-	reply := append([]byte{0x82, 32}, msg...)
+	reply := string(append([]byte{0x82, 32}, msg...))
+	if tc.offer != "" {
+		req = []byte(handshakeRequest(RFC6455, ln.Addr().String(), "/", "Sec-WebSocket-Extensions: "+tc.offer))
+		frame = dflWire(1, newDflClient(false, false, 15, 15).compress(t, dflJSON(1)), true, nil)
+		reply = "\xc1" // a compressed text message
+	}
 	ping := clientFrame(true, 0x9, []byte("ka"))
 	pong := []byte{0x8a, 2, 'k', 'a'}
 	buf := make([]byte, 4096)
@@ -98,7 +113,7 @@ func idleConnectionMemory(t *testing.T, serve func(*Conn), wait time.Duration, m
 		}
 		exchange(fd, req, " 101 ")
 		exchange(fd, ping, string(pong))
-		exchange(fd, frame, string(reply))
+		exchange(fd, frame, reply)
 	}
 	dial() // the server's first connection warms its pools
 	settle := func(ms *runtime.MemStats) int {
@@ -112,7 +127,7 @@ func idleConnectionMemory(t *testing.T, serve func(*Conn), wait time.Duration, m
 	for range conns {
 		dial()
 	}
-	time.Sleep(wait)
+	time.Sleep(tc.wait)
 	g1 := settle(&after)
 	if active := h.Stats().Active; active != conns+1 {
 		t.Fatalf("%d connections active, want %d", active, conns+1)
@@ -120,13 +135,13 @@ func idleConnectionMemory(t *testing.T, serve func(*Conn), wait time.Duration, m
 	stack := float64(after.StackInuse-before.StackInuse) / float64(g1-g0)
 	heap := float64(after.HeapAlloc-before.HeapAlloc) / conns
 	t.Logf("per idle connection: %d goroutines, %.0f B of stack each, %.0f B of heap", (g1-g0)/conns, stack, heap)
-	// Below 4 KiB: the goroutines kept their 2 KiB stacks (the rest is the
-	// runtime's own). Under -race every frame is larger and the detector
-	// allocates for its own bookkeeping: the limits double.
-	if maxStack := 3072 * (1 + raceEnabled); stack > float64(maxStack) {
+	// 3072 is below 4 KiB: the goroutines kept their 2 KiB stacks (the
+	// rest is the runtime's own). Under -race every frame is larger and
+	// the detector allocates for its own bookkeeping: the limits double.
+	if maxStack := tc.maxStack * (1 + raceEnabled); stack > float64(maxStack) {
 		t.Errorf("%.0f B of stack per goroutine, want at most %d", stack, maxStack)
 	}
-	if maxHeap *= 1 + raceEnabled; heap > float64(maxHeap) {
+	if maxHeap := tc.maxHeap * (1 + raceEnabled); heap > float64(maxHeap) {
 		t.Errorf("%.0f B of heap per idle connection, want at most %d", heap, maxHeap)
 	}
 }
