@@ -119,9 +119,8 @@ func (x *hixieCodec) buffered() ([]byte, bool, error) {
 	return buf, false, nil
 }
 
-// peerClose answers the peer's 0xFF 0x00 (unless ours went first) and
-// closes TCP.
-// answer answers the close, hixie's only control frame.
+// answer acts on hixie's only control frame, the peer's close (0xFF 0x00):
+// it answers it (unless ours went first) and closes TCP.
 func (x *hixieCodec) answer() error {
 	x.c.writeClose(0, "")
 	x.c.closeNow()
