@@ -1,11 +1,19 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +23,8 @@ import (
 type idleCase struct {
 	name     string
 	handler  *Handler
+	tls      bool
+	conns    int           // 0: 1000
 	offer    string        // Sec-WebSocket-Extensions, if any
 	wait     time.Duration // before measuring
 	maxStack int           // per goroutine
@@ -42,6 +52,12 @@ func TestIdleConnectionMemory(t *testing.T) {
 		// heap includes the pooled compressor and decompressor.
 		{name: "deflate", handler: &Handler{Serve: reusingEcho, Compression: &CompressionOptions{}},
 			offer: "permessage-deflate", maxStack: 5120, maxHeap: 6144},
+		// Over TLS: crypto/tls's own state and buffers (about 6 KiB), and
+		// no read buffer of this package's while the connection waits (4
+		// KiB more when it held one); reading through crypto/tls needs a 4
+		// KiB stack.
+		{name: "TLS", handler: &Handler{Serve: reusingEcho}, tls: true, conns: 300,
+			maxStack: 5120, maxHeap: 11264},
 	} {
 		t.Run(tc.name, func(t *testing.T) { idleConnectionMemory(t, tc) })
 	}
@@ -49,73 +65,30 @@ func TestIdleConnectionMemory(t *testing.T) {
 
 func idleConnectionMemory(t *testing.T, tc *idleCase) {
 	h := tc.handler
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	defer srv.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-
-	const conns = 1000
-	req := []byte(handshakeRequest(RFC6455, ln.Addr().String(), "/"))
-	msg := bytes.Repeat([]byte("m"), 32)
-	frame := clientFrame(true, 2, msg)
-	reply := string(append([]byte{0x82, 32}, msg...))
-	if tc.offer != "" {
-		req = []byte(handshakeRequest(RFC6455, ln.Addr().String(), "/", "Sec-WebSocket-Extensions: "+tc.offer))
-		frame = dflWire(1, newDflClient(false, false, 15, 15).compress(t, dflJSON(1)), true, nil)
-		reply = "\xc1" // a compressed text message
-	}
-	ping := clientFrame(true, 0x9, []byte("ka"))
-	pong := []byte{0x8a, 2, 'k', 'a'}
-	buf := make([]byte, 4096)
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			syscall.Close(fd)
-		}
-	}()
-	// exchange writes out and reads until want has arrived, retrying the
-	// system calls the runtime's signals interrupt.
-	exchange := func(fd int, out []byte, want string) {
-		t.Helper()
-		for len(out) > 0 {
-			n, err := syscall.Write(fd, out)
-			if err != nil && err != syscall.EINTR {
-				t.Fatal(err)
-			}
-			out = out[max(n, 0):]
-		}
-		got := 0
-		for !bytes.Contains(buf[:got], []byte(want)) {
-			n, err := syscall.Read(fd, buf[got:])
-			switch {
-			case err == syscall.EINTR:
-			case err != nil || n == 0:
-				t.Fatalf("got %q, %v; want %q", buf[:got], err, want)
-			default:
-				got += n
-			}
-		}
-	}
-	dial := func() {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	var addr string
+	var open func(n int) // opens n more idle connections
+	if tc.tls {
+		srv := httptest.NewUnstartedServer(h)
+		srv.StartTLS()
+		defer srv.Close()
+		addr = srv.Listener.Addr().String()
+		open = tlsClients(t, addr)
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds = append(fds, fd)
-		tv := syscall.Timeval{Sec: 10}
-		syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-		if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		exchange(fd, req, " 101 ")
-		exchange(fd, ping, string(pong))
-		exchange(fd, frame, reply)
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		defer srv.Close()
+		addr = ln.Addr().String()
+		open = bareClients(t, addr, tc.offer)
 	}
-	dial() // the server's first connection warms its pools
+	conns := 1000
+	if tc.conns != 0 {
+		conns = tc.conns
+	}
+	open(1) // the server's first connection warms its pools
 	settle := func(ms *runtime.MemStats) int {
 		time.Sleep(50 * time.Millisecond)
 		runtime.GC()
@@ -124,16 +97,14 @@ func idleConnectionMemory(t *testing.T, tc *idleCase) {
 	}
 	var before, after runtime.MemStats
 	g0 := settle(&before)
-	for range conns {
-		dial()
-	}
+	open(conns)
 	time.Sleep(tc.wait)
 	g1 := settle(&after)
 	if active := h.Stats().Active; active != conns+1 {
 		t.Fatalf("%d connections active, want %d", active, conns+1)
 	}
 	stack := float64(after.StackInuse-before.StackInuse) / float64(g1-g0)
-	heap := float64(after.HeapAlloc-before.HeapAlloc) / conns
+	heap := float64(after.HeapAlloc-before.HeapAlloc) / float64(conns)
 	t.Logf("per idle connection: %d goroutines, %.0f B of stack each, %.0f B of heap", (g1-g0)/conns, stack, heap)
 	// 3072 is below 4 KiB: the goroutines kept their 2 KiB stacks (the
 	// rest is the runtime's own). Under -race every frame is larger and
@@ -143,5 +114,151 @@ func idleConnectionMemory(t *testing.T, tc *idleCase) {
 	}
 	if maxHeap := tc.maxHeap * (1 + raceEnabled); heap > float64(maxHeap) {
 		t.Errorf("%.0f B of heap per idle connection, want at most %d", heap, maxHeap)
+	}
+}
+
+// idleExchange is what a client of the idle test sends and awaits: the
+// handshake, a ping, and a message echoed (compressed, with offer).
+func idleExchange(t testing.TB, addr, offer string) (out [][]byte, want []string) {
+	req := handshakeRequest(RFC6455, addr, "/")
+	msg := bytes.Repeat([]byte("m"), 32)
+	frame := clientFrame(true, 2, msg)
+	reply := string(append([]byte{0x82, 32}, msg...))
+	if offer != "" {
+		req = handshakeRequest(RFC6455, addr, "/", "Sec-WebSocket-Extensions: "+offer)
+		frame = dflWire(1, newDflClient(false, false, 15, 15).compress(t, dflJSON(1)), true, nil)
+		reply = "\xc1" // a compressed text message
+	}
+	ping := clientFrame(true, 0x9, []byte("ka"))
+	return [][]byte{[]byte(req), ping, frame}, []string{" 101 ", "\x8a\x02ka", reply}
+}
+
+// bareClients opens connections from bare sockets, which put nothing on
+// the test's heap; they are closed when the test ends.
+func bareClients(t *testing.T, addr, offer string) func(n int) {
+	out, want := idleExchange(t, addr, offer)
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	// exchange writes b and reads until w has arrived, retrying the system
+	// calls the runtime's signals interrupt.
+	exchange := func(fd int, b []byte, w string) {
+		t.Helper()
+		for len(b) > 0 {
+			n, err := syscall.Write(fd, b)
+			if err != nil && err != syscall.EINTR {
+				t.Fatal(err)
+			}
+			b = b[max(n, 0):]
+		}
+		got := 0
+		for !bytes.Contains(buf[:got], []byte(w)) {
+			n, err := syscall.Read(fd, buf[got:])
+			switch {
+			case err == syscall.EINTR:
+			case err != nil || n == 0:
+				t.Fatalf("got %q, %v; want %q", buf[:got], err, w)
+			default:
+				got += n
+			}
+		}
+	}
+	var fds []int
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	})
+	return func(n int) {
+		fds = slices.Grow(fds, n) // before measuring
+		for range n {
+			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = append(fds, fd)
+			tv := syscall.Timeval{Sec: 10}
+			syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+			if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: tcpAddr.Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range out {
+				exchange(fd, out[i], want[i])
+			}
+		}
+	}
+}
+
+// tlsClients opens TLS connections from a process of their own (this test
+// binary, running TestIdleTLSClientsHelper), so that the clients' memory
+// is not the test's: each line written to it opens that many more.
+func tlsClients(t *testing.T, addr string) func(n int) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleTLSClientsHelper$")
+	cmd.Env = append(os.Environ(), "WEBSOCKET_TLS_CLIENTS="+addr)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := bufio.NewReader(out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // the helper ends at EOF
+		cmd.Wait()
+	})
+	return func(n int) {
+		t.Helper()
+		fmt.Fprintln(stdin, n)
+		if line, err := stdout.ReadString('\n'); line != "opened\n" {
+			t.Fatalf("TLS clients: %q, %v", line, err)
+		}
+	}
+}
+
+// TestIdleTLSClientsHelper is the process of tlsClients' connections.
+func TestIdleTLSClientsHelper(t *testing.T) {
+	addr := os.Getenv("WEBSOCKET_TLS_CLIENTS")
+	if addr == "" {
+		t.Skip("the clients of TestIdleConnectionMemory's TLS case, run by it")
+	}
+	out, want := idleExchange(t, addr, "")
+	var conns []*tls.Conn
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, _ := strconv.Atoi(in.Text())
+		for range n {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 4096)
+			for i := range out {
+				if _, err := conn.Write(out[i]); err != nil {
+					t.Fatal(err)
+				}
+				for got := 0; !bytes.Contains(buf[:got], []byte(want[i])); {
+					n, err := conn.Read(buf[got:])
+					if err != nil {
+						t.Fatal(err)
+					}
+					got += n
+				}
+			}
+			conn.SetDeadline(time.Time{})
+			conns = append(conns, conn)
+		}
+		fmt.Println("opened")
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -34,6 +35,11 @@ type connReader struct {
 	r, w  int
 	large bool // the next buffer is a large one
 
+	// A TLS connection buffers what it decrypts: it waits for its peer
+	// with a read of one byte, into first, and no buffer of ours.
+	tls   bool
+	first [1]byte
+
 	// The read in progress through raw (rawio_linux.go): its result, and
 	// a closure made once, so that a read allocates nothing.
 	n     int
@@ -42,7 +48,8 @@ type connReader struct {
 }
 
 func newConnReader(conn net.Conn, buffered []byte) *connReader {
-	cr := &connReader{conn: conn}
+	_, isTLS := conn.(*tls.Conn)
+	cr := &connReader{conn: conn, tls: isTLS}
 	if len(buffered) > 0 {
 		cr.acquire()
 		cr.w = copy(*cr.buf, buffered)
@@ -105,8 +112,11 @@ func (cr *connReader) wait() error {
 // fill reads more into the buffer: at least one byte, or an error.
 func (cr *connReader) fill() error {
 	if cr.buf == nil {
-		if cr.raw != nil {
+		switch {
+		case cr.raw != nil:
 			return cr.fillRaw()
+		case cr.tls:
+			return cr.fillTLS()
 		}
 		cr.acquire()
 	}
@@ -141,6 +151,27 @@ func (cr *connReader) fillRaw() error {
 	}
 	cr.w = cr.n
 	cr.sized(cr.n)
+	return nil
+}
+
+// fillTLS waits for the peer with a one-byte read, which holds no buffer,
+// then reads into a fresh buffer what else TLS has decrypted of the record:
+// that read does not wait, unless the record held only the one byte (a
+// frame is longer: its next bytes are on their way). Its error, if any,
+// comes back at the next read.
+func (cr *connReader) fillTLS() error {
+	n, err := cr.conn.Read(cr.first[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	cr.acquire()
+	(*cr.buf)[0] = cr.first[0]
+	n, _ = cr.conn.Read((*cr.buf)[1:])
+	cr.w = 1 + n
+	cr.sized(cr.w)
 	return nil
 }
 
