@@ -253,6 +253,7 @@ const maxSentHistory = 4 << 10
 
 // deflater compresses the messages of one connection.
 type deflater struct {
+	answer    string // the Sec-WebSocket-Extensions answer that agreed on params
 	params    deflateParams
 	level     int
 	threshold int

@@ -78,36 +78,48 @@ type Conn struct {
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
-	extensions   string
 	deflater     *deflater // nil without permessage-deflate (msgMu)
 	req          *http.Request
 	closeTimeout time.Duration
-	writeTimeout time.Duration      // <= 0: none
-	ctx          context.Context    // made by Context (hooksMu)
-	cancel       context.CancelFunc // (hooksMu)
-	keepalive    *keepalive         // nil when not configured
-	heard        atomic.Uint64      // frames received, for keepalive
+	writeTimeout time.Duration // <= 0: none
+	keepalive    *keepalive    // nil when not configured
 	cause        atomic.Pointer[error]
 
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
-	readGen   uint64        // counts messages, so a stale reader can be refused
-	readErr   error         // sticky: once reading failed, it stays failed
-	readDone  chan struct{} // made when a closer waits for the reader (hooksMu)
-	readEnded bool          // (hooksMu)
+	readGen   uint64 // counts messages, so a stale reader can be refused
+	readErr   error  // sticky: once reading failed, it stays failed
 	onPong    atomic.Pointer[func([]byte)]
 
-	msgMu     sync.Mutex   // held for one whole data message
-	wmu       sync.Mutex   // held for one frame
-	closeSent bool         // wmu
-	writeErr  error        // wmu; sticky
-	deadline  atomic.Int64 // the user's write deadline, Unix ns; 0: none
-	armed     atomic.Int64 // the socket's write deadline as last armed, Unix ns; 0: unknown
+	msgMu    sync.Mutex   // held for one whole data message
+	wmu      sync.Mutex   // held for one frame
+	writeErr error        // wmu; sticky
+	deadline atomic.Int64 // the user's write deadline, Unix ns; 0: none
+	armed    atomic.Int64 // the socket's write deadline as last armed, Unix ns; 0: unknown
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	closeSent bool // wmu
+	readEnded bool // hooksMu
 	hooksMu   sync.Mutex
-	onClose   []func() // run once closed (hooksMu)
+	hooks     *connHooks // made when first needed (hooksMu)
+}
+
+// connHooks is what only some connections need: a context, a closer that
+// waits for the reader, functions to run once closed.
+type connHooks struct {
+	ctx      context.Context // made by Context
+	cancel   context.CancelFunc
+	readDone chan struct{} // closed when reading ends, for a closer that waits
+	onClose  []func()      // run once closed
+}
+
+// hooksLocked returns c's hooks, made if need be (hooksMu held).
+func (c *Conn) hooksLocked() *connHooks {
+	if c.hooks == nil {
+		c.hooks = new(connHooks)
+	}
+	return c.hooks
 }
 
 func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
@@ -118,7 +130,6 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 		br:           newConnReader(netConn, buffered),
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
-		extensions:   hs.extensions,
 		req:          keptRequest(req),
 		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
 		writeTimeout: h.WriteTimeout,
@@ -134,6 +145,7 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 		hc := &hybiCodec{c: c}
 		hc.inflater = newInflater(*hs.deflate, hc.readPayload)
 		c.deflater = newDeflater(*hs.deflate, h.Compression)
+		c.deflater.answer = hs.extensions
 		c.codec = hc
 	default:
 		c.codec = &hybiCodec{c: c}
@@ -151,7 +163,12 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // Extensions is the Sec-WebSocket-Extensions answer of the handshake: the
 // permessage-deflate parameters in force, or "".
-func (c *Conn) Extensions() string { return c.extensions }
+func (c *Conn) Extensions() string {
+	if c.deflater == nil {
+		return ""
+	}
+	return c.deflater.answer
+}
 
 // Request is the client's handshake request: its method, URL, headers,
 // remote address, TLS state, path values and context values. It lacks the
@@ -211,13 +228,14 @@ func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
 func (c *Conn) Context() context.Context {
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	if c.ctx == nil { // made on first use: most connections never need one
-		c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(c.req.Context()))
+	hk := c.hooksLocked()
+	if hk.ctx == nil { // made on first use: most connections never need one
+		hk.ctx, hk.cancel = context.WithCancel(context.WithoutCancel(c.req.Context()))
 		if c.closed.Load() {
-			c.cancel()
+			hk.cancel()
 		}
 	}
-	return c.ctx
+	return hk.ctx
 }
 
 // SetReadLimit sets the largest message, in bytes, that the peer may send;
@@ -448,8 +466,8 @@ func (c *Conn) setReadErr(err error) error {
 	c.readErr = err
 	c.hooksMu.Lock()
 	c.readEnded = true
-	if c.readDone != nil {
-		close(c.readDone)
+	if c.hooks != nil && c.hooks.readDone != nil {
+		close(c.hooks.readDone)
 	}
 	c.hooksMu.Unlock()
 	return err
@@ -834,10 +852,11 @@ func (c *Conn) awaitPeerClose() {
 		c.hooksMu.Unlock()
 		return
 	}
-	if c.readDone == nil {
-		c.readDone = make(chan struct{})
+	hk := c.hooksLocked()
+	if hk.readDone == nil {
+		hk.readDone = make(chan struct{})
 	}
-	done := c.readDone
+	done := hk.readDone
 	c.hooksMu.Unlock()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
@@ -855,14 +874,16 @@ func (c *Conn) closeNow() error {
 			go c.keepalive.stop() // stop may be called from the timer itself
 		}
 		err = c.netConn.Close()
+		var onClose []func()
 		c.hooksMu.Lock()
-		if c.cancel != nil {
-			c.cancel()
+		if hk := c.hooks; hk != nil {
+			if hk.cancel != nil {
+				hk.cancel()
+			}
+			onClose, hk.onClose = hk.onClose, nil
 		}
-		hooks := c.onClose
-		c.onClose = nil
 		c.hooksMu.Unlock()
-		for _, f := range hooks {
+		for _, f := range onClose {
 			f()
 		}
 	})
@@ -873,7 +894,8 @@ func (c *Conn) closeNow() error {
 func (c *Conn) afterClose(f func()) {
 	c.hooksMu.Lock()
 	if !c.closed.Load() {
-		c.onClose = append(c.onClose, f)
+		hk := c.hooksLocked()
+		hk.onClose = append(hk.onClose, f)
 		c.hooksMu.Unlock()
 		return
 	}

@@ -199,7 +199,7 @@ const maxSizeHint = 64 << 10
 // answer, and returns errControl.
 func (h *hybiCodec) readHeader() (frameHeader, error) {
 	hdr, err := readFrameHeader(h.c.br)
-	h.c.heard.Add(1)
+	h.c.heardFrame()
 	switch {
 	case err != nil:
 		if pe, ok := err.(*ProtocolError); ok {
@@ -402,7 +402,7 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	}
 	n, pos, err := h.c.br.readMasked(p, h.mask, int(h.maskPos))
 	h.maskPos = uint8(pos)
-	h.c.heard.Add(1) // a long frame trickling in is a peer alive
+	h.c.heardFrame() // a long frame trickling in is a peer alive
 	h.remaining -= int64(n)
 	h.raw += int64(n)
 	switch {

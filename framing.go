@@ -41,7 +41,7 @@ func (x *hixieCodec) next() (MessageType, error) {
 		if err != nil {
 			return 0, err
 		}
-		x.c.heard.Add(1)
+		x.c.heardFrame()
 		switch {
 		case typ == 0x00:
 			x.inText = true
@@ -136,7 +136,7 @@ func (x *hixieCodec) read(p []byte) (int, error) {
 		return 0, err
 	}
 	n := copy(p, buf)
-	x.c.heard.Add(1)
+	x.c.heardFrame()
 	x.total += int64(n)
 	if x.c.overLimit(x.total) {
 		return 0, x.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", x.c.readLimit.Load()))

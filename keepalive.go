@@ -3,6 +3,7 @@ package websocket
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,18 +15,26 @@ var (
 )
 
 // keepalive watches a connection for a silent peer, with one timer and no
-// goroutine: the timer notices whether frames arrived (Conn.heard) since it
+// goroutine: the timer notices whether frames arrived (heard) since it
 // last fired.
 type keepalive struct {
 	c                     *Conn
 	interval, pongTimeout time.Duration // RFC 6455 dialects only
 	idle                  time.Duration
+	heard                 atomic.Uint64 // frames received
 
 	mu        sync.Mutex
 	timer     *time.Timer
-	seen      uint64    // Conn.heard when last looked at
-	lastHeard time.Time // when a change of Conn.heard was noticed
+	seen      uint64    // heard when last looked at
+	lastHeard time.Time // when a change of heard was noticed
 	pingSent  time.Time // zero when no ping awaits its answer
+}
+
+// heardFrame counts a frame (or part of one) received, for keepalive.
+func (c *Conn) heardFrame() {
+	if k := c.keepalive; k != nil {
+		k.heard.Add(1)
+	}
 }
 
 // startKeepalive arms the timer if the handler asks for keepalive.
@@ -73,7 +82,7 @@ func (k *keepalive) fire() {
 		return
 	}
 	now := time.Now()
-	if heard := c.heard.Load(); heard != k.seen {
+	if heard := k.heard.Load(); heard != k.seen {
 		k.seen, k.lastHeard, k.pingSent = heard, now, time.Time{}
 	}
 	silent := now.Sub(k.lastHeard)

@@ -58,11 +58,11 @@ func socketError(op string, conn net.Conn, err error) error {
 // rawWriter writes a frame's parts with writev, without a copy and
 // without a deadline until the socket is full.
 type rawWriter struct {
-	iov     [3]syscall.Iovec
-	pending []syscall.Iovec // what is left to write
-	err     error
-	blocked bool // the socket filled up and a write deadline was armed
-	fn      func(fd uintptr) bool
+	iov       [3]syscall.Iovec
+	next, end uint8 // iov[next:end] is what is left to write
+	blocked   bool  // the socket filled up and a write deadline was armed
+	err       error
+	fn        func(fd uintptr) bool
 }
 
 // send writes pre, p and post, one frame (wmu held). On a plain socket it
@@ -74,7 +74,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 		return c.sendConn(pre, p, post)
 	}
 	w := &c.rw
-	w.pending, w.err = w.iov[:0], nil
+	w.next, w.end, w.err = 0, 0, nil
 	w.add(pre)
 	w.add(p)
 	w.add(post)
@@ -84,7 +84,6 @@ func (c *Conn) send(pre, p, post []byte) error {
 		c.restoreWriteDeadline()
 	}
 	w.iov = [3]syscall.Iovec{} // keep no reference to the caller's bytes
-	w.pending = nil
 	if err != nil {
 		return err
 	}
@@ -93,17 +92,19 @@ func (c *Conn) send(pre, p, post []byte) error {
 
 func (w *rawWriter) add(b []byte) {
 	if len(b) > 0 {
-		w.pending = append(w.pending, syscall.Iovec{Base: unsafe.SliceData(b)})
-		w.pending[len(w.pending)-1].SetLen(len(b))
+		v := &w.iov[w.end]
+		v.Base = unsafe.SliceData(b)
+		v.SetLen(len(b))
+		w.end++
 	}
 }
 
 // writev is the function raw.Write calls.
 func (c *Conn) writev(fd uintptr) bool {
 	w := &c.rw
-	for len(w.pending) > 0 {
+	for w.next < w.end {
 		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd,
-			uintptr(unsafe.Pointer(&w.pending[0])), uintptr(len(w.pending)))
+			uintptr(unsafe.Pointer(&w.iov[w.next])), uintptr(w.end-w.next))
 		switch errno {
 		case 0:
 		case syscall.EINTR:
@@ -119,14 +120,14 @@ func (c *Conn) writev(fd uintptr) bool {
 			return true
 		}
 		for n > 0 {
-			v := &w.pending[0]
+			v := &w.iov[w.next]
 			if l := uintptr(v.Len); n < l {
 				v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
 				v.SetLen(int(l - n))
 				break
 			}
 			n -= uintptr(v.Len)
-			w.pending = w.pending[1:]
+			w.next++
 		}
 	}
 	return true
