@@ -372,14 +372,19 @@ func (tp *tap) dial(ctx context.Context, network, addr string) (net.Conn, error)
 type tapConn struct {
 	net.Conn
 	tap *tap
+	wmu sync.Mutex // one write at a time, so that the record keeps the wire's order
 }
 
+// Write records p before writing it: recorded after, it could miss the
+// test's check, which a quick answer to p can let run first. A write that
+// fails stays recorded whole.
 func (c *tapConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.tap.mu.Lock()
-	c.tap.written.Write(p[:n])
+	c.tap.written.Write(p)
 	c.tap.mu.Unlock()
-	return n, err
+	return c.Conn.Write(p)
 }
 
 func (c *tapConn) Read(p []byte) (int, error) {
