@@ -38,10 +38,14 @@
 // WritePreparedMessage and Group send one message to many connections,
 // encoded once.
 //
-// A connection waiting for its peer holds no read or write buffer, and on
-// Linux reading and writing fit in a goroutine's smallest stack (2 KiB)
-// with room for a simple Serve loop: an idle connection costs a few KB
-// (its goroutine, the Conn, the kept request and the socket).
+// A connection waiting for its peer holds no read or write buffer (on a
+// plain socket under Linux, and over TLS), and on Linux reading, writing
+// and answering pings and closes fit in a goroutine's smallest stack (2
+// KiB) with room for a simple Serve loop: an idle connection costs a few
+// KB (its goroutine, the Conn, the kept request and the socket).
+// Compressing, inflating and TLS need a 4 KiB stack, and so does deep code
+// of the application's own: a goroutine keeps the larger stack once it has
+// grown, as Go halves a stack only while under a quarter of it is in use.
 //
 // Messages are text (UTF-8, checked as it arrives: invalid text fails the
 // connection with 1007) or binary. The hixie dialects carry text only and
