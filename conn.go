@@ -539,19 +539,16 @@ func (c *Conn) WriteText(s string) error {
 // writeWhole writes a message as one frame, compressed if worth it (msgMu held).
 func (c *Conn) writeWhole(typ MessageType, p []byte) error {
 	if c.deflater != nil && c.deflater.worthIt(len(p)) {
-		return c.writePart(typ, p, true, true, true)
+		return c.writeDeflated(typ, p, true, true)
 	}
 	return c.writeData(typ, p, true, true, false)
 }
 
-// writePart writes p as one frame of a message (msgMu held), deflated if
-// compressed. Each deflated part ends with the 4-byte sync tail, which is
-// cut from the end of the part and put back in front of the next one, so
-// that the message ends without it (RFC 7692 section 7.2.1).
-func (c *Conn) writePart(typ MessageType, p []byte, first, fin, compressed bool) error {
-	if !compressed {
-		return c.writeData(typ, p, first, fin, false)
-	}
+// writeDeflated writes p deflated as one frame of a message (msgMu held).
+// Each deflated part ends with the 4-byte sync tail, which is cut from the
+// end of the part and put back in front of the next one, so that the
+// message ends without it (RFC 7692 section 7.2.1).
+func (c *Conn) writeDeflated(typ MessageType, p []byte, first, fin bool) error {
 	buf := deflateBufs.Get().(*bytes.Buffer)
 	defer putDeflateBuf(buf)
 	buf.Reset()
@@ -723,7 +720,12 @@ func (w *messageWriter) send(p []byte, fin bool) error {
 		// A message known to be small goes uncompressed.
 		w.compressed = w.c.deflater != nil && (!fin || w.c.deflater.worthIt(len(p)))
 	}
-	err := w.c.writePart(w.typ, p, w.first, fin, w.compressed)
+	var err error
+	if w.compressed {
+		err = w.c.writeDeflated(w.typ, p, w.first, fin)
+	} else { // not through writeDeflated, whose frame is large
+		err = w.c.writeData(w.typ, p, w.first, fin, false)
+	}
 	w.first = false
 	return err
 }

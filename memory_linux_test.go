@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,6 +48,22 @@ func TestIdleConnectionMemory(t *testing.T) {
 			go Tick(context.Background(), c, 100*time.Millisecond, nil)
 			reusingEcho(c)
 		}}, wait: 150 * time.Millisecond, maxStack: 3072, maxHeap: 6144},
+		// Streamed, as gorilla's users write an echo.
+		{name: "streamed echo", handler: &Handler{Serve: func(c *Conn) {
+			for {
+				typ, r, err := c.NextReader()
+				if err != nil {
+					return
+				}
+				w, err := c.NextWriter(typ)
+				if err != nil {
+					return
+				}
+				if _, err := io.Copy(w, r); err != nil || w.Close() != nil {
+					return
+				}
+			}
+		}}, maxStack: 3072, maxHeap: 4096},
 		// A compressed message each way: inflating grows the stack to 4
 		// KiB, no more (compressing on the stack grew it to 32 KiB); the
 		// heap includes the pooled compressor and decompressor.
