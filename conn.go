@@ -78,8 +78,8 @@ type Conn struct {
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
-	deflater     *deflater // nil without permessage-deflate (msgMu)
-	req          *http.Request
+	deflater     *deflater                    // nil without permessage-deflate (msgMu)
+	req          atomic.Pointer[http.Request] // nil once released
 	closeTimeout time.Duration
 	writeTimeout time.Duration // <= 0: none
 	keepalive    *keepalive    // nil when not configured
@@ -130,13 +130,13 @@ func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.R
 		br:           newConnReader(netConn, buffered),
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
-		req:          keptRequest(req),
 		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
 		writeTimeout: h.WriteTimeout,
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
+	c.req.Store(keptRequest(req))
 	c.readLimit.Store(h.readLimit())
 	switch {
 	case !hs.dialect.hybi():
@@ -180,7 +180,18 @@ func (c *Conn) Extensions() string {
 // router or middleware recycles once its handler returns is stale by
 // then: read route parameters with PathValue (which chi sets too), not
 // chi.URLParam, whose route context chi reuses for other requests.
-func (c *Conn) Request() *http.Request { return c.req }
+//
+// Request is nil once ReleaseRequest has been called.
+func (c *Conn) Request() *http.Request { return c.req.Load() }
+
+// ReleaseRequest lets go of the handshake request, which a connection
+// otherwise keeps for as long as it lives: about 1.9 KB of memory (the
+// request, its headers, URL and context, and what they hold of net/http's). Call it from Serve once you have
+// what you need from Request, or at once if you need nothing: a server
+// holding many idle connections then uses that much less per connection.
+// Afterwards Request returns nil, and Context, if first called then,
+// carries no values of the request's context.
+func (c *Conn) ReleaseRequest() { c.req.Store(nil) }
 
 // keptRequest is what a connection keeps of its handshake request, for as
 // long as it lives (see Conn.Request): a copy without the handshake's
@@ -230,7 +241,11 @@ func (c *Conn) Context() context.Context {
 	defer c.hooksMu.Unlock()
 	hk := c.hooksLocked()
 	if hk.ctx == nil { // made on first use: most connections never need one
-		hk.ctx, hk.cancel = context.WithCancel(context.WithoutCancel(c.req.Context()))
+		parent := context.Background()
+		if r := c.req.Load(); r != nil {
+			parent = context.WithoutCancel(r.Context())
+		}
+		hk.ctx, hk.cancel = context.WithCancel(parent)
 		if c.closed.Load() {
 			hk.cancel()
 		}

@@ -46,6 +46,9 @@
 // Compressing, inflating and TLS need a 4 KiB stack, and so does deep code
 // of the application's own: a goroutine keeps the larger stack once it has
 // grown, as Go halves a stack only while under a quarter of it is in use.
+// A connection also keeps its handshake request (Conn.Request) for as long
+// as it lives; a server with many connections calls Conn.ReleaseRequest
+// once Serve has what it needs from it, which saves about 1.9 KB each.
 //
 // Messages are text (UTF-8, checked as it arrives: invalid text fails the
 // connection with 1007) or binary. The hixie dialects carry text only and

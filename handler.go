@@ -276,9 +276,9 @@ func (h *Handler) run(c *Conn) (code StatusCode) {
 			stack := make([]byte, 16<<10)
 			stack = stack[:runtime.Stack(stack, false)]
 			if h.Logger != nil {
-				h.log(slog.LevelError, "panic in Serve", c.req, slog.Any("panic", p), slog.String("stack", string(stack)))
+				h.logConn(slog.LevelError, "panic in Serve", c, slog.Any("panic", p), slog.String("stack", string(stack)))
 			} else {
-				log.Printf("websocket: panic serving %s: %v\n%s", c.req.RemoteAddr, p, stack)
+				log.Printf("websocket: panic serving %s: %v\n%s", c.RemoteAddr(), p, stack)
 			}
 		}
 	}()
@@ -289,7 +289,7 @@ func (h *Handler) run(c *Conn) (code StatusCode) {
 // closed forgets c, which has closed after serving since start.
 func (h *Handler) closed(c *Conn, start time.Time) {
 	h.untrack(c)
-	h.log(slog.LevelInfo, "connection closed", c.req, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
+	h.logConn(slog.LevelInfo, "connection closed", c, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
 	h.serving.Done()
 }
 
@@ -648,6 +648,19 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		h.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// logConn logs an event of c: with its request's remote address and path,
+// or, once the request was released, the remote address alone.
+func (h *Handler) logConn(level slog.Level, msg string, c *Conn, attrs ...slog.Attr) {
+	if h.Logger == nil {
+		return
+	}
+	r := c.Request()
+	if r == nil {
+		attrs = append(attrs, slog.String("remote", c.RemoteAddr().String()))
+	}
+	h.log(level, msg, r, attrs...)
 }
 
 func (h *Handler) log(level slog.Level, msg string, r *http.Request, attrs ...slog.Attr) {

@@ -1542,3 +1542,38 @@ func TestRequestKept(t *testing.T) {
 		t.Errorf("method %q host %q remote %q body %v", r.Method, r.Host, r.RemoteAddr, r.Body)
 	}
 }
+
+// ReleaseRequest: what Serve took from the request before stays, Request
+// is nil afterwards, a Context made before carries the request's values,
+// and the close is still logged with the client's address.
+func TestReleaseRequest(t *testing.T) {
+	type ctxKey struct{}
+	logBuf := &htBuffer{}
+	got := make(chan string, 1)
+	mux := http.NewServeMux()
+	mux.Handle("GET /rooms/{room}", &Handler{Logger: slog.New(slog.NewTextHandler(logBuf, nil)), Serve: func(c *Conn) {
+		room := c.Request().PathValue("room")
+		ctx := c.Context()
+		c.ReleaseRequest()
+		got <- fmt.Sprint(room, " ", c.Request() == nil, " ", ctx.Value(ctxKey{}))
+		echoMessages(c)
+	}})
+	srv, _ := htServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "user 7")))
+	}))
+	c := dialDialect(t, srv, RFC6455, "/rooms/42")
+	if s := <-got; s != "42 true user 7" {
+		t.Errorf("room, released, context value: %q, want %q", s, "42 true user 7")
+	}
+	checkEcho(t, c, RFC6455, "after the release")
+	addr := c.conn.LocalAddr().String()
+	htClientClose(t, c, RFC6455)
+	htPoll(t, "the close logged with the client's address", func() bool {
+		for line := range strings.Lines(logBuf.String()) {
+			if strings.Contains(line, "connection closed") && strings.Contains(line, "remote="+addr) {
+				return true
+			}
+		}
+		return false
+	})
+}

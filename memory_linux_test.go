@@ -41,6 +41,11 @@ type idleCase struct {
 func TestIdleConnectionMemory(t *testing.T) {
 	for _, tc := range []*idleCase{
 		{name: "echo", handler: &Handler{Serve: reusingEcho}, maxStack: 3072, maxHeap: 4096},
+		// Serve needs nothing from the request and lets it go.
+		{name: "echo, request released", handler: &Handler{Serve: func(c *Conn) {
+			c.ReleaseRequest()
+			reusingEcho(c)
+		}}, maxStack: 3072, maxHeap: 2048},
 		// The classic demo: the time pushed by a goroutine of each
 		// connection's, which a Ticker and a Context add to the heap.
 		// Every connection has pushed when it is measured.

@@ -9,10 +9,13 @@ import (
 // serveHybi is this library's echo: a Handler whose Serve is a read loop
 // that reads into a reused buffer (AppendMessage), as the package
 // documentation recommends for busy servers: no allocation per message.
+// Needing nothing from the handshake request, it releases it at once, as
+// the documentation recommends for servers with many connections.
 func serveHybi(ln net.Listener, mode Mode) error {
 	h := &websocket.Handler{
 		ReadLimit: ReadLimit,
 		Serve: func(c *websocket.Conn) {
+			c.ReleaseRequest()
 			var buf []byte
 			for {
 				typ, msg, err := c.AppendMessage(buf[:0])
@@ -46,6 +49,7 @@ func broadcastHybi(ln net.Listener) error {
 	h := &websocket.Handler{
 		ReadLimit: ReadLimit,
 		Serve: func(c *websocket.Conn) {
+			c.ReleaseRequest()
 			g.Add(c)
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
