@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -72,9 +71,8 @@ type codec interface {
 // whole, in the order the writers got to it.
 type Conn struct {
 	netConn      net.Conn
-	raw          syscall.RawConn // a plain socket's descriptor; nil for TLS and others
-	br           *connReader
-	rw           rawWriter // writes through raw (wmu)
+	br           *connReader // its raw is the socket's descriptor for writes too
+	rw           rawWriter   // writes through raw (wmu)
 	codec        codec
 	dialect      Dialect
 	subprotocol  string
@@ -87,8 +85,7 @@ type Conn struct {
 
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
-	readGen   uint64 // counts messages, so a stale reader can be refused
-	readErr   error  // sticky: once reading failed, it stays failed
+	readErr   error // sticky: once reading failed, it stays failed
 	onPong    atomic.Pointer[func([]byte)]
 
 	msgMu    sync.Mutex   // held for one whole data message
@@ -99,8 +96,9 @@ type Conn struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-	closeSent bool // wmu
-	readEnded bool // hooksMu
+	closeSent bool   // wmu
+	readEnded bool   // hooksMu
+	readGen   uint32 // counts messages, so a stale reader can be refused (rmu)
 	hooksMu   sync.Mutex
 	hooks     *connHooks // made when first needed (hooksMu)
 }
@@ -444,7 +442,7 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 type messageReader struct {
 	c   *Conn
-	gen uint64
+	gen uint32
 }
 
 var errStaleReader = errors.New("websocket: read from a message reader after the next message was started")

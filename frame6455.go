@@ -162,15 +162,15 @@ type hybiCodec struct {
 	inflater *inflater // nil without permessage-deflate
 
 	// The message being read.
-	msgType    MessageType
-	started    bool  // a message is in progress
-	compressed bool  // its payload is deflated
-	fin        bool  // the current frame is its last
-	maskPos    uint8 // where in mask the payload's next byte is
+	remaining  int64  // unread payload of the current frame
+	raw        int64  // payload bytes read so far
+	total      int64  // message bytes read so far (inflated if compressed)
+	msgOp      opcode // text or binary
+	started    bool   // a message is in progress
+	compressed bool   // its payload is deflated
+	fin        bool   // the current frame is its last
+	maskPos    uint8  // where in mask the payload's next byte is
 	mask       [4]byte
-	remaining  int64 // unread payload of the current frame
-	raw        int64 // payload bytes read so far
-	total      int64 // message bytes read so far (inflated if compressed)
 	utf8       utf8Validator
 
 	ctl []byte // a control frame read, not yet answered: its opcode, then its payload
@@ -307,7 +307,7 @@ func (h *hybiCodec) next() (MessageType, error) {
 	}
 	h.started = true
 	h.compressed = hdr.rsv&rsv1 != 0
-	h.msgType = MessageType(hdr.op)
+	h.msgOp = hdr.op
 	h.raw, h.total = 0, 0
 	h.utf8.reset()
 	if err := h.startFrame(hdr); err != nil {
@@ -316,7 +316,7 @@ func (h *hybiCodec) next() (MessageType, error) {
 	if h.compressed {
 		h.inflater.start()
 	}
-	return h.msgType, nil
+	return MessageType(h.msgOp), nil
 }
 
 // compressedSlack is how much a compressed payload may exceed the read
@@ -360,12 +360,12 @@ func (h *hybiCodec) read(p []byte) (int, error) {
 	if h.compressed && h.c.overLimit(h.total) {
 		return 0, h.c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates beyond the read limit of %d bytes", h.c.readLimit.Load()))
 	}
-	if h.msgType == TextMessage && !h.utf8.write(p[:n]) {
+	if h.msgOp == opText && !h.utf8.write(p[:n]) {
 		return n, h.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
 	}
 	if err == io.EOF {
 		h.started = false
-		if h.msgType == TextMessage && !h.utf8.complete() {
+		if h.msgOp == opText && !h.utf8.complete() {
 			return n, h.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
 		}
 	}

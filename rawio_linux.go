@@ -20,7 +20,6 @@ func (c *Conn) useRawSocket() {
 	if err != nil {
 		return
 	}
-	c.raw = raw
 	c.rw.fn = c.writev
 	c.br.raw, c.br.rawFn = raw, c.br.readRaw
 }
@@ -70,7 +69,8 @@ type rawWriter struct {
 // that would block arms the write timeout: a write that completes at once
 // needs no timer.
 func (c *Conn) send(pre, p, post []byte) error {
-	if c.raw == nil {
+	raw := c.br.raw
+	if raw == nil {
 		return c.sendConn(pre, p, post)
 	}
 	w := &c.rw
@@ -78,7 +78,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 	w.add(pre)
 	w.add(p)
 	w.add(post)
-	err := c.raw.Write(w.fn)
+	err := raw.Write(w.fn)
 	if w.blocked {
 		w.blocked = false
 		c.restoreWriteDeadline()

@@ -5,8 +5,8 @@ import "unicode/utf8"
 // utf8Validator checks text incrementally, across frame and read boundaries,
 // and fails at the first byte that no valid continuation could follow.
 type utf8Validator struct {
-	need   int  // continuation bytes still expected
-	lo, hi byte // allowed range of the next continuation byte
+	need   uint8 // continuation bytes still expected
+	lo, hi byte  // allowed range of the next continuation byte
 }
 
 // write validates p, which continues what was written before. It reports
