@@ -111,6 +111,7 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 // interval, pushed to every client of /test at once by pushed's ticker, and
 // each message the client sends logged and echoed back unchanged.
 func serveTest(c *websocket.Conn, pushed *websocket.Group, cfg config) {
+	c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per client
 	if c.WriteText(greeting) != nil {
 		return
 	}
@@ -143,6 +144,7 @@ type chatRoom struct {
 // serve runs one member: a welcome that tells it its name, the join notice
 // to all, then each message it sends relayed to all, until it leaves.
 func (room *chatRoom) serve(c *websocket.Conn) {
+	c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per member
 	name := fmt.Sprintf("user %d", room.users.Add(1))
 	others := room.members.Len()
 	if c.WriteText(fmt.Sprintf("Welcome to the chat, %s! %d other(s) here.", name, others)) != nil {
