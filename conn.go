@@ -184,11 +184,12 @@ func (c *Conn) Request() *http.Request { return c.req.Load() }
 
 // ReleaseRequest lets go of the handshake request, which a connection
 // otherwise keeps for as long as it lives: about 1.9 KB of memory (the
-// request, its headers, URL and context, and what they hold of net/http's). Call it from Serve once you have
-// what you need from Request, or at once if you need nothing: a server
-// holding many idle connections then uses that much less per connection.
-// Afterwards Request returns nil, and Context, if first called then,
-// carries no values of the request's context.
+// request, its headers, URL and context, and what they hold of
+// net/http's). Call it from Serve once you have what you need from
+// Request, or at once if you need nothing: a server holding many idle
+// connections then uses that much less per connection. Afterwards Request
+// returns nil, and Context, if first called then, carries no values of
+// the request's context.
 func (c *Conn) ReleaseRequest() { c.req.Store(nil) }
 
 // keptRequest is what a connection keeps of its handshake request, for as
@@ -421,7 +422,9 @@ func (c *Conn) nextLocked() (MessageType, error) {
 	}
 }
 
-// discardMessage reads what is left of the current message (rmu held).
+// discardMessage reads what is left of the current message (rmu held): a
+// function of its own, so that io.Copy's frame is not on nextLocked's
+// stack while it waits.
 func (c *Conn) discardMessage() error {
 	if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
 		return c.setReadErr(err)

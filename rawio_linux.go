@@ -25,7 +25,8 @@ func (c *Conn) useRawSocket() {
 }
 
 // readRaw is the function raw.Read calls: it reads into a buffer taken
-// from the pool, and returns the buffer and false (wait) on an empty socket.
+// from the pool (setting w), and returns the buffer and false (wait) on an
+// empty socket.
 func (cr *connReader) readRaw(fd uintptr) bool {
 	cr.acquire()
 	for {
@@ -41,7 +42,7 @@ func (cr *connReader) readRaw(fd uintptr) bool {
 		case n == 0:
 			cr.err = io.EOF
 		default:
-			cr.n = n
+			cr.w = n
 			return true
 		}
 		cr.release()

@@ -40,9 +40,8 @@ type connReader struct {
 	tls   bool
 	first [1]byte
 
-	// The read in progress through raw (rawio_linux.go): its result, and
+	// The read in progress through raw (rawio_linux.go): its error, and
 	// a closure made once, so that a read allocates nothing.
-	n     int
 	err   error
 	rawFn func(fd uintptr) bool
 }
@@ -90,9 +89,6 @@ func (cr *connReader) Pending() []byte {
 	}
 	return (*cr.buf)[cr.r:cr.w]
 }
-
-// Buffered is how many bytes can be read without waiting.
-func (cr *connReader) Buffered() int { return cr.w - cr.r }
 
 // consumed gives the buffer back once it is empty.
 func (cr *connReader) consumed(n int) {
@@ -142,15 +138,14 @@ func (cr *connReader) fill() error {
 // fillRaw reads into a fresh buffer from the socket, waiting for data
 // without holding a buffer.
 func (cr *connReader) fillRaw() error {
-	cr.n, cr.err = 0, nil
+	cr.err = nil
 	if err := cr.raw.Read(cr.rawFn); err != nil {
 		return err
 	}
 	if cr.err != nil {
 		return cr.err
 	}
-	cr.w = cr.n
-	cr.sized(cr.n)
+	cr.sized(cr.w)
 	return nil
 }
 

@@ -35,14 +35,14 @@ func tick(ctx context.Context, closed <-chan struct{}, interval time.Duration, m
 			go func() {
 				defer func() {
 					if p := recover(); p != nil {
-						pushed <- push{panicked: true, panicValue: p}
+						pushed <- push{panicked: p}
 					}
 				}()
 				pushed <- push{err: send(message(now))}
 			}()
 			p := <-pushed
-			if p.panicked {
-				panic(p.panicValue) // message's panic, where Tick was called
+			if p.panicked != nil {
+				panic(p.panicked) // message's panic, where Tick was called
 			}
 			if p.err != nil {
 				return p.err
@@ -51,11 +51,11 @@ func tick(ctx context.Context, closed <-chan struct{}, interval time.Duration, m
 	}
 }
 
-// push is how one push of tick ended.
+// push is how one push of tick ended: with an error, or a panic's value
+// (never nil: a nil panic recovers as *runtime.PanicNilError).
 type push struct {
-	err        error
-	panicked   bool
-	panicValue any
+	err      error
+	panicked any
 }
 
 // ServerTime formats t as the time push of the classic demo does:
