@@ -428,9 +428,12 @@ func (h *hybiCodec) controlFrame(op opcode, payload []byte) ([]byte, error) {
 
 // closeFrame is a close with code and reason; code 0: one with no payload.
 func (h *hybiCodec) closeFrame(code StatusCode, reason string) (pre, payload []byte) {
-	if code != 0 {
-		payload = binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
-		payload = append(payload, reason...)
+	if code == 0 {
+		return appendFrameHeader(h.hdr[:0], true, opClose, false, 0), nil
 	}
-	return appendFrameHeader(h.hdr[:0], true, opClose, false, len(payload)), payload
+	pre = appendFrameHeader(h.hdr[:0], true, opClose, false, 2+len(reason))
+	if reason == "" { // the code fits after the header: no payload to make
+		return binary.BigEndian.AppendUint16(pre, uint16(code)), nil
+	}
+	return pre, append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code)), reason...)
 }

@@ -86,8 +86,10 @@ type Handler struct {
 	// negative: no limit). Conn.SetReadLimit changes it per connection.
 	ReadLimit int64
 
-	// HandshakeTimeout bounds the part of the handshake after the hijack:
-	// reading hixie-76's key3 and writing the answer (0: DefaultHandshakeTimeout).
+	// HandshakeTimeout bounds the part of the handshake after the hijack
+	// that can wait: reading a hixie-76 key3 that did not come with the
+	// headers, and writing the answer to anything but a TCP socket, where
+	// it always fits (0: DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
 
 	// CloseTimeout bounds the wait for the peer's answer to a close
@@ -307,8 +309,8 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 	}
 	hs := &handshake{}
 	var ref *refusal
-	switch version, hasVersion := r.Header["Sec-Websocket-Version"]; {
-	case hasVersion || r.Header.Get("Sec-WebSocket-Key") != "":
+	switch version, hasVersion := r.Header[headerVersion]; {
+	case hasVersion || r.Header.Get(headerKey) != "":
 		var ok bool
 		if hs.dialect, ok = hybiDialect(strings.TrimSpace(strings.Join(version, ","))); !ok {
 			return nil, &refusal{refVersion, http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version"}
@@ -333,7 +335,7 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 	}
 	hs.protocol = h.chooseSubprotocol(hs.offered)
 	if h.Compression != nil && hs.dialect.hybi() {
-		offers := parseExtensions(r.Header.Values("Sec-WebSocket-Extensions"))
+		offers := parseExtensions(r.Header.Values(headerExtensions))
 		if p, answer, ok := negotiateDeflate(offers, h.Compression); ok {
 			hs.deflate, hs.extensions = &p, answer
 		}
@@ -345,10 +347,17 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 var errTimeout = errors.New("handshake timed out")
 
 // answer completes the handshake on the hijacked connection: it reads
-// hixie-76's key3, writes the answer and clears the deadlines net/http set.
+// hixie-76's key3 and writes the answer, within HandshakeTimeout where
+// either can wait. A TCP socket just accepted has room for the answer, so
+// writing it there cannot wait, and most handshakes set no deadline (two
+// timers made and stopped on each otherwise). net/http cleared its own
+// deadlines when it let the connection go.
 func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake) error {
-	netConn.SetDeadline(time.Now().Add(orDefault(h.HandshakeTimeout, DefaultHandshakeTimeout)))
-	var challenge [16]byte
+	_, isTCP := netConn.(*net.TCPConn)
+	mayWait := !isTCP || hs.dialect == Hixie76 && brw.Reader.Buffered() < 8 // key3
+	if mayWait {
+		netConn.SetDeadline(time.Now().Add(orDefault(h.HandshakeTimeout, DefaultHandshakeTimeout)))
+	}
 	switch hs.dialect {
 	case Hixie75:
 		writeHixieAnswer(brw.Writer, hs)
@@ -356,14 +365,13 @@ func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake)
 		// Browsers send key3 with the headers: it is usually buffered already.
 		var key3 [8]byte
 		if _, err := io.ReadFull(brw.Reader, key3[:]); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				return errTimeout
 			}
 			return errors.New("connection closed before the 8 bytes of key3")
 		}
 		writeHixieAnswer(brw.Writer, hs)
-		challenge = hixieChallenge(hs.key1, hs.key2, key3)
+		challenge := hixieChallenge(hs.key1, hs.key2, key3)
 		brw.Writer.Write(challenge[:])
 	default:
 		writeHybiAnswer(brw.Writer, hs)
@@ -371,7 +379,15 @@ func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake)
 	if err := brw.Writer.Flush(); err != nil {
 		return err
 	}
-	return netConn.SetDeadline(time.Time{})
+	if mayWait {
+		return netConn.SetDeadline(time.Time{})
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
@@ -392,9 +408,11 @@ func isUpgrade(r *http.Request) bool {
 }
 
 func hasToken(header http.Header, name, token string) bool {
-	for _, t := range headerTokens(header, name) {
-		if strings.EqualFold(t, token) {
-			return true
+	for _, v := range header.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
 	return false

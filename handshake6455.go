@@ -26,28 +26,45 @@ func hybiDialect(version string) (Dialect, bool) {
 	return 0, false
 }
 
+// Header names as net/http stores them (textproto's canonical form): a
+// lookup spelt any other way first makes a canonical copy of the name.
+const (
+	headerKey        = "Sec-Websocket-Key"
+	headerVersion    = "Sec-Websocket-Version"
+	headerProtocol   = "Sec-Websocket-Protocol"
+	headerExtensions = "Sec-Websocket-Extensions"
+	headerOrigin8    = "Sec-Websocket-Origin" // hybi-07 and -08's Origin
+)
+
 // parseHybi checks the RFC 6455 fields of the request into hs.
 func parseHybi(r *http.Request, hs *handshake) *refusal {
-	key := r.Header.Get("Sec-WebSocket-Key")
-	if decoded, err := base64.StdEncoding.DecodeString(key); err != nil || len(decoded) != 16 {
-		return &refusal{refBadHandshake, http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
+	key := r.Header.Get(headerKey)
+	var nonce [18]byte
+	if len(key) != 24 { // 16 bytes in base64, padded
+		return badKey
+	}
+	if n, err := base64.StdEncoding.Decode(nonce[:], []byte(key)); err != nil || n != 16 {
+		return badKey
 	}
 	hs.accept = acceptKey(key)
 	if hs.dialect == RFC6455 {
 		hs.origin = r.Header.Get("Origin")
-	} else if hs.origin = r.Header.Get("Sec-WebSocket-Origin"); hs.origin == "" {
+	} else if hs.origin = r.Header.Get(headerOrigin8); hs.origin == "" {
 		hs.origin = r.Header.Get("Origin")
 	}
-	hs.offered = headerTokens(r.Header, "Sec-WebSocket-Protocol")
+	hs.offered = headerTokens(r.Header, headerProtocol)
 	return nil
 }
 
+var badKey = &refusal{refBadHandshake, http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
+
 // acceptKey computes Sec-WebSocket-Accept for a client's key.
 func acceptKey(key string) string {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte(acceptGUID))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+	var buf [64]byte
+	sum := sha1.Sum(append(append(buf[:0], key...), acceptGUID...))
+	var accept [28]byte
+	base64.StdEncoding.Encode(accept[:], sum[:])
+	return string(accept[:])
 }
 
 func writeHybiAnswer(w *bufio.Writer, hs *handshake) {

@@ -289,11 +289,6 @@ func TestKeepaliveNoPingsOnHixie(t *testing.T) {
 	wg.Wait()
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // IdleTimeout closes a connection whose peer sent nothing for that long,
 // with the dialect's close: 0xFF 0x00 then TCP (hixie-76), TCP alone
 // (hixie-75), 1001 (RFC 6455). A dead peer that does not answer the close
