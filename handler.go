@@ -87,9 +87,9 @@ type Handler struct {
 	ReadLimit int64
 
 	// HandshakeTimeout bounds the part of the handshake after the hijack
-	// that can wait: reading a hixie-76 key3 that did not come with the
-	// headers, and writing the answer to anything but a TCP socket, where
-	// it always fits (0: DefaultHandshakeTimeout).
+	// that can wait: reading hixie-76's key3 and writing the answer (0:
+	// DefaultHandshakeTimeout). An RFC 6455 answer always fits in a TCP
+	// socket just accepted, so that write needs no bound.
 	HandshakeTimeout time.Duration
 
 	// CloseTimeout bounds the wait for the peer's answer to a close
@@ -348,13 +348,14 @@ var errTimeout = errors.New("handshake timed out")
 
 // answer completes the handshake on the hijacked connection: it reads
 // hixie-76's key3 and writes the answer, within HandshakeTimeout where
-// either can wait. A TCP socket just accepted has room for the answer, so
-// writing it there cannot wait, and most handshakes set no deadline (two
-// timers made and stopped on each otherwise). net/http cleared its own
-// deadlines when it let the connection go.
+// either can wait. An RFC 6455 answer is small (what it echoes, the server
+// chose) and a TCP socket just accepted has room for it: writing it there
+// cannot wait, and most handshakes set no deadline (two timers made and
+// stopped otherwise). A hixie answer echoes the client's origin and URL,
+// of any length. net/http cleared its own deadlines when it let go.
 func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake) error {
 	_, isTCP := netConn.(*net.TCPConn)
-	mayWait := !isTCP || hs.dialect == Hixie76 && brw.Reader.Buffered() < 8 // key3
+	mayWait := !isTCP || !hs.dialect.hybi()
 	if mayWait {
 		netConn.SetDeadline(time.Now().Add(orDefault(h.HandshakeTimeout, DefaultHandshakeTimeout)))
 	}
@@ -377,6 +378,9 @@ func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake)
 		writeHybiAnswer(brw.Writer, hs)
 	}
 	if err := brw.Writer.Flush(); err != nil {
+		if isTimeout(err) {
+			return errTimeout
+		}
 		return err
 	}
 	if mayWait {

@@ -362,6 +362,41 @@ func TestHostileHixie76Key3Trickle(t *testing.T) {
 	hosWaitGoroutines(t, base)
 }
 
+// A hixie answer echoes the client's URL: a client that sends a long one
+// and never reads makes the answer's write wait, which HandshakeTimeout
+// bounds too. The URL is longer than the sockets' buffers can hold (the
+// server's send buffer grows to 4 MiB on Linux), and the server takes
+// headers that long.
+func TestHostileHixieAnswerNeverRead(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := &Handler{Serve: echoMessages, HandshakeTimeout: timeout}
+	srv := hosStart(t, h, func(s *http.Server) { s.MaxHeaderBytes = 16 << 20 }, false)
+	base := runtime.NumGoroutine()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	path := "/" + strings.Repeat("x", 8<<20)
+	start := time.Now()
+	if _, err := conn.Write([]byte(handshakeRequest(Hixie75, srv.Listener.Addr().String(), path))); err != nil {
+		t.Fatal(err)
+	}
+	htPoll(t, "the handshake to time out", func() bool { return h.Stats().Refused.Timeout == 1 })
+	if elapsed := time.Since(start); elapsed < timeout-20*time.Millisecond {
+		t.Errorf("dropped after %v, HandshakeTimeout %v", elapsed, timeout)
+	}
+	if s := h.Stats(); s.Accepted != 0 || s.Active != 0 {
+		t.Errorf("stats %+v, want nothing accepted", s)
+	}
+	hosCheckServed(t, srv, Hixie75)
+	hosWaitActive(t, h)
+	hosWaitGoroutines(t, base)
+}
+
 // 2. Lying about lengths.
 
 // A hixie frame that never ends (text with no 0xFF, or a sentinel-framed
