@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"log"
 	"log/slog"
 	"net"
@@ -389,6 +390,7 @@ func (h *Handler) answer(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake)
 	return nil
 }
 
+// isTimeout reports whether err is a deadline passing.
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -412,27 +414,26 @@ func isUpgrade(r *http.Request) bool {
 }
 
 func hasToken(header http.Header, name, token string) bool {
-	for _, v := range header.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+	for t := range headerTokens(header, name) {
+		if strings.EqualFold(t, token) {
+			return true
 		}
 	}
 	return false
 }
 
-// headerTokens splits every value of a comma-separated header field.
-func headerTokens(header http.Header, name string) []string {
-	var tokens []string
-	for _, v := range header.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				tokens = append(tokens, t)
+// headerTokens yields every token of a comma-separated header field's
+// values, without collecting them.
+func headerTokens(header http.Header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range header.Values(name) {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = strings.TrimSpace(t); t != "" && !yield(t) {
+					return
+				}
 			}
 		}
 	}
-	return tokens
 }
 
 // originAllowed applies the Origins policy to the origin a client sent.

@@ -231,8 +231,7 @@ func htExpectSilence(t *testing.T, c *rawClient, d time.Duration) {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(d))
 	b, err := c.br.Peek(1)
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
+	if !isTimeout(err) {
 		t.Fatalf("expected silence, got %q, %v", b, err)
 	}
 	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -1256,8 +1255,7 @@ func TestShutdownExpiredContext(t *testing.T) {
 		c := clients[i]
 		c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 		_, err := io.ReadAll(c.br)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			t.Errorf("%s: connection not dropped", d)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"net/http"
+	"slices"
 )
 
 // acceptGUID is the fixed GUID of RFC 6455 section 1.3.
@@ -39,12 +40,8 @@ const (
 // parseHybi checks the RFC 6455 fields of the request into hs.
 func parseHybi(r *http.Request, hs *handshake) *refusal {
 	key := r.Header.Get(headerKey)
-	var nonce [18]byte
-	if len(key) != 24 { // 16 bytes in base64, padded
-		return badKey
-	}
-	if n, err := base64.StdEncoding.Decode(nonce[:], []byte(key)); err != nil || n != 16 {
-		return badKey
+	if !validKey(key) {
+		return &refusal{refBadHandshake, http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
 	}
 	hs.accept = acceptKey(key)
 	if hs.dialect == RFC6455 {
@@ -52,11 +49,20 @@ func parseHybi(r *http.Request, hs *handshake) *refusal {
 	} else if hs.origin = r.Header.Get(headerOrigin8); hs.origin == "" {
 		hs.origin = r.Header.Get("Origin")
 	}
-	hs.offered = headerTokens(r.Header, headerProtocol)
+	hs.offered = slices.Collect(headerTokens(r.Header, headerProtocol))
 	return nil
 }
 
-var badKey = &refusal{refBadHandshake, http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
+// validKey reports whether key is 16 bytes in padded base64, decoding it
+// on the stack.
+func validKey(key string) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var nonce [18]byte
+	n, err := base64.StdEncoding.Decode(nonce[:], []byte(key))
+	return err == nil && n == 16
+}
 
 // acceptKey computes Sec-WebSocket-Accept for a client's key.
 func acceptKey(key string) string {

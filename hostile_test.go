@@ -168,8 +168,7 @@ func hosExpectDrop(t *testing.T, conn net.Conn, r io.Reader, bound time.Duration
 	conn.SetReadDeadline(time.Now().Add(bound))
 	rest, err := io.ReadAll(r)
 	end := time.Now()
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		t.Fatalf("the connection was not dropped within %v (received %q)", bound, hosHead(rest))
 	}
 	return rest, end
@@ -291,9 +290,8 @@ func TestHostileSlowHeaders(t *testing.T) {
 			elapsed := time.Since(start)
 			conn.Close() // ends the writer
 			writer.Wait()
-			var ne net.Error
 			switch {
-			case errors.As(err, &ne) && ne.Timeout():
+			case isTimeout(err):
 				errs <- fmt.Sprintf("%s: trickling client not dropped in 5 s", d)
 			case len(rest) > 0 && !strings.HasPrefix(string(rest), "HTTP/1.1 4"):
 				errs <- fmt.Sprintf("%s: trickling client got %q", d, hosHead(rest))
@@ -884,9 +882,8 @@ func TestHostileGarbage(t *testing.T) {
 				go c.conn.Write([]byte(tc.wire)) // may fail once the server gives up
 				c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 				resp, err := http.ReadResponse(c.br, nil)
-				var ne net.Error
 				switch {
-				case errors.As(err, &ne) && ne.Timeout():
+				case isTimeout(err):
 					t.Fatalf("no answer and no drop in 3 s")
 				case err != nil:
 					if tc.status != 0 {

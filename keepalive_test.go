@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -70,8 +69,7 @@ func TestKeepalivePingsAnswered(t *testing.T) {
 				}
 				c.conn.SetReadDeadline(time.Now().Add(left))
 				f, err := c.tryReadFrame()
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
+				if isTimeout(err) {
 					break
 				}
 				if err != nil {
