@@ -3,20 +3,22 @@ package websocket
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 )
 
-// SlowPolicy says what a Group does with a member whose send queue is full.
+// SlowPolicy says what a Group does with a slow member: one whose queue
+// has stayed full for the group's StallTimeout.
 type SlowPolicy int
 
 const (
 	// DisconnectSlow drops the member's connection: its reads return
 	// ErrSlowConsumer. Every member then receives every message, or nothing.
 	DisconnectSlow SlowPolicy = iota
-	// DropMessages skips the member for the messages that find its queue full.
+	// DropMessages skips the member for the messages that find it slow.
 	DropMessages
 )
 
@@ -24,20 +26,51 @@ const (
 // disconnected because it could not keep up.
 var ErrSlowConsumer = errors.New("websocket: disconnected from a group: too slow to keep up")
 
-// DefaultQueueSize is how many messages a Group member may have waiting.
-const DefaultQueueSize = 64
+// Defaults of a Group's zero value.
+const (
+	// DefaultQueueBytes is what a member's queue holds before it is full:
+	// room for the bursts of a busy chat room.
+	DefaultQueueBytes = 1 << 20
+	// DefaultStallTimeout is how long a member's queue may stay full
+	// before the member is slow.
+	DefaultStallTimeout = 5 * time.Second
+)
 
 // Group is a set of connections that receive the same messages, of any
 // dialects. A broadcast is encoded once per wire form, not once per member
-// (see PreparedMessage), and queued to each member; each member's queue is
-// written by a goroutine that exists only while the queue is not empty, so
-// one slow member never delays the others, and idle members cost no
-// goroutine. Binary broadcasts skip hixie members, which can receive text
-// only. A Group's zero value is ready to use.
+// (see PreparedMessage), and queued to each member; it never waits for a
+// member's write.
+//
+// A member's queue is full once it holds QueueBytes. A member is slow
+// only when its queue has stayed full for StallTimeout: it stopped
+// reading, or reads slower than the room sends. A member that keeps up is
+// never disconnected or skipped, however large the room's bursts: a full
+// queue takes more messages while it is draining. So what a member that
+// stopped reading holds is what the room sends in StallTimeout, beyond
+// QueueBytes (the messages themselves are shared by every member). A slow
+// member is dealt with as the Slow policy says.
+//
+// Queues are written by a few writers shared by all groups (one per
+// processor): each takes a member with something queued, sends what it
+// has queued in one vectored write (up to 1024 frames or 512 KiB), and
+// moves on. So a broadcast to 10 000 members starts no goroutines, and a
+// burst of messages costs a few system calls per member, not one per
+// message. Idle groups and members hold no goroutine. A member whose
+// socket is full (or whose connection another writer is using) gets a
+// goroutine of its own until its queue is empty, so that it never holds up
+// the others; so does a TLS member, and every member on systems other than
+// Linux, whose writes cannot be tried without waiting.
+//
+// Binary broadcasts skip hixie members, which can receive text only. A
+// Group's zero value is ready to use.
 type Group struct {
-	// QueueSize bounds each member's queue (0: DefaultQueueSize).
-	QueueSize int
-	// Slow is the policy for a member whose queue is full.
+	// QueueBytes is what a member's queue holds, in bytes of messages,
+	// before it is full (0: DefaultQueueBytes).
+	QueueBytes int
+	// StallTimeout is how long a member's queue may stay full before the
+	// member is slow (0: DefaultStallTimeout).
+	StallTimeout time.Duration
+	// Slow is the policy for a slow member.
 	Slow SlowPolicy
 
 	mu      sync.RWMutex
@@ -47,18 +80,24 @@ type Group struct {
 	disconnected atomic.Uint64
 }
 
+// member is a connection's queue in a group. While busy, exactly one
+// writer has it: the shared writers' ready list, one of them, or the
+// member's own goroutine.
 type member struct {
-	c       *Conn
-	mu      sync.Mutex
-	queue   []*PreparedMessage
-	head    int
-	sending bool
+	c     *Conn
+	mu    sync.Mutex
+	queue []*PreparedMessage
+	head  int
+	bytes     int           // of queue[head:]
+	busy      bool          // queued to a writer, or being written
+	full      bool          // bytes reached the limit and have not fallen below since
+	fullSince time.Duration // clock() when it became full
 }
 
 // GroupStats counts a Group's members and how slow members were handled.
 type GroupStats struct {
 	Members      int    `json:"members"`
-	Dropped      uint64 `json:"dropped"`      // messages skipped for full queues (DropMessages)
+	Dropped      uint64 `json:"dropped"`      // messages skipped for slow members (DropMessages)
 	Disconnected uint64 `json:"disconnected"` // members disconnected (DisconnectSlow)
 }
 
@@ -115,21 +154,36 @@ func (g *Group) BroadcastText(s string) error {
 
 // BroadcastPrepared queues pm to every member.
 func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
-	size := g.QueueSize
-	if size <= 0 {
-		size = DefaultQueueSize
+	limit := g.QueueBytes
+	if limit <= 0 {
+		limit = DefaultQueueBytes
 	}
+	q := queuing{now: clock(), limit: limit, stall: orDefault(g.StallTimeout, DefaultStallTimeout), drop: g.Slow == DropMessages}
+	ready := readyLists.Get().(*[]*member)
 	var slow []*Conn
 	g.mu.RLock()
 	for _, m := range g.members {
 		if pm.typ == BinaryMessage && !m.c.dialect.hybi() {
 			continue
 		}
-		if !g.enqueue(m, pm, size) {
+		switch q.enqueue(m, pm) {
+		case started:
+			if m.c.canTryWrite() {
+				*ready = append(*ready, m)
+			} else {
+				go m.drain(nil)
+			}
+		case skipped:
+			g.dropped.Add(1)
+		case isSlow:
 			slow = append(slow, m.c)
 		}
 	}
 	g.mu.RUnlock()
+	writers.add(*ready)
+	clear(*ready)
+	*ready = (*ready)[:0]
+	readyLists.Put(ready)
 	// Closing removes the member, which takes the lock: so only now.
 	for _, c := range slow {
 		if c.cause.CompareAndSwap(nil, &ErrSlowConsumer) {
@@ -139,52 +193,253 @@ func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
 	}
 }
 
-// enqueue queues pm to m; it reports false if m is to be disconnected.
-func (g *Group) enqueue(m *member, pm *PreparedMessage, size int) bool {
-	m.mu.Lock()
-	if len(m.queue)-m.head >= size {
-		m.mu.Unlock()
-		if g.Slow == DropMessages {
-			g.dropped.Add(1)
-			return true
-		}
-		return false
-	}
-	m.queue = append(m.queue, pm)
-	start := !m.sending
-	m.sending = true
-	m.mu.Unlock()
-	if start {
-		go m.send()
-	}
-	return true
+// readyLists are the lists a broadcast collects its newly busy members in.
+var readyLists = sync.Pool{New: func() any { return new([]*member) }}
+
+// queuing is one broadcast's view of the group's limits.
+type queuing struct {
+	now, stall time.Duration
+	limit      int
+	drop       bool
 }
 
-// send writes the member's queue until it is empty.
-func (m *member) send() {
-	for {
-		m.mu.Lock()
-		if m.head == len(m.queue) {
-			if cap(m.queue) > 8 {
-				m.queue = nil // let a burst's queue go
-			}
-			m.queue, m.head, m.sending = m.queue[:0], 0, false
-			m.mu.Unlock()
-			return
+type enqueued int
+
+const (
+	queued  enqueued = iota // behind what the member has waiting
+	started                 // the member was idle: it needs a writer
+	skipped                 // slow, and the policy drops messages
+	isSlow                  // slow, and the policy disconnects
+)
+
+func (q *queuing) enqueue(m *member, pm *PreparedMessage) enqueued {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Only enqueuing raises bytes: the queue fell below the limit since
+	// the last enqueue if it is below now.
+	if m.bytes < q.limit {
+		m.full = false
+	}
+	if m.full && q.now-m.fullSince >= q.stall {
+		if q.drop {
+			return skipped
 		}
+		return isSlow
+	}
+	m.queue = append(m.queue, pm)
+	m.bytes += len(pm.data)
+	if m.bytes >= q.limit && !m.full {
+		m.full, m.fullSince = true, q.now
+	}
+	if m.busy {
+		return queued
+	}
+	m.busy = true
+	return started
+}
+
+// Bounds of one batch: the system's limit of a vectored write (IOV_MAX is
+// 1024 on Linux), and what one write usually takes.
+const (
+	maxBatchFrames = 1024
+	maxBatchBytes  = 512 << 10
+)
+
+// take moves the next batch of m's queue into b, or, if the queue is
+// empty, ends m's busy spell and reports false.
+func (m *member) take(b *frameBatch) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.head == len(m.queue) {
+		if cap(m.queue) > 64 {
+			m.queue = nil // let a burst's queue go
+		}
+		m.queue, m.head, m.busy = m.queue[:0], 0, false
+		return false
+	}
+	size := 0
+	for m.head < len(m.queue) && len(b.msgs) < maxBatchFrames && (size == 0 || size+len(m.queue[m.head].data) <= maxBatchBytes) {
 		pm := m.queue[m.head]
 		m.queue[m.head] = nil
 		m.head++
-		m.mu.Unlock()
-		if err := m.c.WritePreparedMessage(pm); err != nil && !errors.Is(err, errInvalidHixieText) {
-			m.mu.Lock()
-			clear(m.queue)
-			m.queue, m.head, m.sending = nil, 0, false
-			m.mu.Unlock()
-			return // the connection is broken: its close removes it
+		size += len(pm.data)
+		b.msgs = append(b.msgs, pm)
+	}
+	m.bytes -= size
+	return true
+}
+
+// abandon drops what m has waiting: its connection is broken.
+func (m *member) abandon() {
+	m.mu.Lock()
+	clear(m.queue)
+	m.queue, m.head, m.bytes, m.busy, m.full = nil, 0, 0, false, false
+	m.mu.Unlock()
+}
+
+// written is how a shared writer's turn with a member ended.
+type written int
+
+const (
+	writtenAll     written = iota // the queue was empty, or became so
+	writtenMore                   // a batch went out: the member has more
+	writtenHandoff                // the member's own goroutine took over, with the batch
+)
+
+// tryWrite writes a batch of m's queue for a shared writer, which must not
+// wait. If the connection is busy with another writer, or its socket
+// cannot take the whole batch, m's own goroutine takes over.
+func (m *member) tryWrite(b *frameBatch) written {
+	c := m.c
+	if !c.msgMu.TryLock() {
+		go m.drain(nil)
+		return writtenAll
+	}
+	if !c.wmu.TryLock() {
+		c.msgMu.Unlock()
+		go m.drain(nil)
+		return writtenAll
+	}
+	if !m.take(b) {
+		c.wmu.Unlock()
+		c.msgMu.Unlock()
+		return writtenAll
+	}
+	err := c.sendBatch(b, false)
+	if err == errWouldBlock {
+		// The rest of the batch, with both locks, goes to m's goroutine.
+		go m.drain(b)
+		return writtenHandoff
+	}
+	c.wmu.Unlock()
+	c.msgMu.Unlock()
+	b.reset()
+	if err != nil {
+		m.broken()
+		return writtenAll
+	}
+	return writtenMore
+}
+
+// drain writes m's queue, waiting for its socket as needed, until the queue
+// is empty: the member's own goroutine. It first finishes partial, a batch
+// that a shared writer started, whose locks it holds.
+func (m *member) drain(partial *frameBatch) {
+	c := m.c
+	b := partial
+	if b != nil {
+		err := c.finishBatch(b)
+		c.wmu.Unlock()
+		c.msgMu.Unlock()
+		if err != nil {
+			putBatch(b)
+			m.broken()
+			return
+		}
+		b.reset()
+	} else {
+		b = getBatch()
+	}
+	defer putBatch(b)
+	for {
+		c.msgMu.Lock()
+		c.wmu.Lock()
+		if !m.take(b) {
+			c.wmu.Unlock()
+			c.msgMu.Unlock()
+			return
+		}
+		err := c.sendBatch(b, true)
+		c.wmu.Unlock()
+		c.msgMu.Unlock()
+		b.reset()
+		if err != nil {
+			m.broken()
+			return
 		}
 	}
 }
+
+// broken ends m's queue after a failed write: nothing more can be sent,
+// and the connection is closed (its close removes it from the group).
+func (m *member) broken() {
+	m.abandon()
+	m.c.closeNow()
+}
+
+// writerPool is the writers shared by every group: at most one per
+// processor, each alive only while members wait for one.
+type writerPool struct {
+	mu      sync.Mutex
+	ready   []*member
+	head    int
+	running int
+}
+
+var writers writerPool
+
+// add hands busy members to the writers, starting writers as needed.
+func (p *writerPool) add(ms []*member) {
+	if len(ms) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.ready = append(p.ready, ms...)
+	start := min(len(p.ready)-p.head, runtime.GOMAXPROCS(0)) - p.running
+	if start > 0 {
+		p.running += start
+	}
+	p.mu.Unlock()
+	for range start {
+		go p.run()
+	}
+}
+
+// next is the member a writer serves next, nil if none: the writer then ends.
+func (p *writerPool) next(requeue *member) *member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if requeue != nil {
+		p.ready = append(p.ready, requeue) // behind the others: each gets its turn
+	}
+	if p.head == len(p.ready) {
+		if cap(p.ready) > 1024 {
+			p.ready = nil
+		}
+		p.ready, p.head = p.ready[:0], 0
+		p.running--
+		return nil
+	}
+	m := p.ready[p.head]
+	p.ready[p.head] = nil
+	p.head++
+	return m
+}
+
+func (p *writerPool) run() {
+	b := getBatch()
+	var again *member
+	for {
+		m := p.next(again)
+		if m == nil {
+			putBatch(b)
+			return
+		}
+		again = nil
+		switch m.tryWrite(b) {
+		case writtenMore:
+			again = m
+		case writtenHandoff:
+			b = getBatch()
+		}
+	}
+}
+
+// start is the origin of clock.
+var start = time.Now()
+
+// clock is a monotonic time, cheap to compare.
+func clock() time.Duration { return time.Since(start) }
 
 // Tick broadcasts message(t) as text every interval until ctx ends: one
 // timer for the whole group. A nil message sends the server's date and time.

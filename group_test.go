@@ -114,7 +114,7 @@ func (p *peer) closeAsClient() {
 func TestGroupBroadcastEveryDialect(t *testing.T) {
 	// The burst below is queued faster than it is written: the queue must
 	// hold it all.
-	g := &Group{QueueSize: 200}
+	g := &Group{}
 	srv, _, ends := groupServer(t, g, func(h *Handler) { h.Compression = &CompressionOptions{} })
 	var peers []*peer
 	for _, d := range allDialects {
@@ -262,11 +262,11 @@ func TestGroupAddRemove(t *testing.T) {
 // member is never held up; the slow one is disconnected, or skipped while
 // its queue is full, as the policy says.
 func TestGroupSlowConsumer(t *testing.T) {
-	const n, size = 64, 64 << 10
+	const size, stall = 16 << 10, 200 * time.Millisecond
 	for _, policy := range []SlowPolicy{DisconnectSlow, DropMessages} {
 		name := map[SlowPolicy]string{DisconnectSlow: "DisconnectSlow", DropMessages: "DropMessages"}[policy]
 		t.Run(name, func(t *testing.T) {
-			g := &Group{QueueSize: 4, Slow: policy}
+			g := &Group{QueueBytes: 4 * size, StallTimeout: stall, Slow: policy}
 			srv, _, ends := groupServer(t, g, nil)
 			slow := dialDialect(t, srv, RFC6455, "/slow")
 			fast := dialDialect(t, srv, RFC6455, "/fast")
@@ -296,22 +296,37 @@ func TestGroupSlowConsumer(t *testing.T) {
 				binary.BigEndian.PutUint32(b, uint32(i))
 				return b
 			}
+			// Broadcast until the slow member, which never reads, is dealt
+			// with: after its socket and its queue have filled up, and
+			// StallTimeout more. Meanwhile the fast member gets every
+			// message at once.
+			handled := func() bool {
+				if policy == DropMessages {
+					return g.Stats().Dropped > 0
+				}
+				return g.Stats().Disconnected > 0
+			}
 			start := time.Now()
-			for i := range n {
-				within(t, 2*time.Second, "Broadcast", func() { g.Broadcast(TextMessage, message(i)) })
+			n := 0
+			for ; !handled(); n++ {
+				if n == 5000 || time.Since(start) > 15*time.Second {
+					t.Fatalf("the slow member was not dealt with after %d messages, %v (stats %+v)", n, time.Since(start), g.Stats())
+				}
+				within(t, 2*time.Second, "Broadcast", func() { g.Broadcast(TextMessage, message(n)) })
 				select {
 				case r := <-got:
-					if r.err != nil || r.seq != i {
-						t.Fatalf("fast member: message %d: got %d, %v", i, r.seq, r.err)
+					if r.err != nil || r.seq != n {
+						t.Fatalf("fast member: message %d: got %d, %v", n, r.seq, r.err)
 					}
 				case <-time.After(2 * time.Second):
-					t.Fatalf("fast member held up: message %d not received after 2 s (stats %+v)", i, g.Stats())
+					t.Fatalf("fast member held up: message %d not received after 2 s (stats %+v)", n, g.Stats())
 				}
+				time.Sleep(time.Millisecond)
 			}
 			elapsed := time.Since(start)
-			t.Logf("fast member received %d messages of %d KiB in %v; stats %+v", n, size>>10, elapsed, g.Stats())
-			if elapsed > 5*time.Second {
-				t.Errorf("fast member took %v for %d messages", elapsed, n)
+			t.Logf("slow member dealt with after %d messages of %d KiB, %v; stats %+v", n, size>>10, elapsed, g.Stats())
+			if elapsed < stall {
+				t.Errorf("slow member dealt with after %v, before StallTimeout (%v)", elapsed, stall)
 			}
 
 			switch policy {
@@ -344,7 +359,7 @@ func TestGroupSlowConsumer(t *testing.T) {
 				default:
 				}
 				// Now the slow member reads: the messages not dropped, whole
-				// and in order.
+				// and in order, and then it is no longer slow.
 				last := -1
 				for range n - int(s.Dropped) {
 					f := slow.readFrame()
@@ -355,6 +370,13 @@ func TestGroupSlowConsumer(t *testing.T) {
 					last = seq
 				}
 				t.Logf("slow member received %d of %d messages, up to %d", n-int(s.Dropped), n, last)
+				g.Broadcast(TextMessage, message(n))
+				if f := slow.readFrame(); int(binary.BigEndian.Uint32(f.payload)) != n {
+					t.Errorf("after catching up, the slow member got message %d, want %d", binary.BigEndian.Uint32(f.payload), n)
+				}
+				if d := g.Stats().Dropped; d != s.Dropped {
+					t.Errorf("%d more messages dropped after the member caught up", d-s.Dropped)
+				}
 			}
 		})
 	}
@@ -432,7 +454,7 @@ func TestGroupTick(t *testing.T) {
 // before the server started.
 func TestGroupNoGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
-	g := &Group{QueueSize: 1000}
+	g := &Group{}
 	srv, _, _ := groupServer(t, g, func(h *Handler) { h.Compression = &CompressionOptions{ContextTakeover: true} })
 	var peers []*peer
 	for i := range 10 {
@@ -486,7 +508,7 @@ func waitGoroutines(t *testing.T, when string, n int) {
 // removed on the server, by being disconnected as slow (some never read).
 // Run with -race.
 func TestGroupConcurrency(t *testing.T) {
-	g := &Group{QueueSize: 16}
+	g := &Group{QueueBytes: 4 << 10, StallTimeout: 20 * time.Millisecond}
 	h := &Handler{Compression: &CompressionOptions{ContextTakeover: true}, Serve: func(c *Conn) {
 		g.Add(c)
 		if strings.HasSuffix(c.Request().URL.Path, "/leave") {

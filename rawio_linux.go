@@ -103,33 +103,130 @@ func (w *rawWriter) add(b []byte) {
 // writev is the function raw.Write calls.
 func (c *Conn) writev(fd uintptr) bool {
 	w := &c.rw
-	for w.next < w.end {
-		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd,
-			uintptr(unsafe.Pointer(&w.iov[w.next])), uintptr(w.end-w.next))
+	rest, errno := writeIovecs(fd, w.iov[w.next:w.end])
+	w.next = w.end - uint8(len(rest))
+	switch errno {
+	case 0:
+	case syscall.EAGAIN:
+		if !w.blocked {
+			w.blocked = true
+			c.armWriteDeadline()
+		}
+		return false // wait until the socket has room
+	default:
+		w.err = socketError("write", c.netConn, errno)
+	}
+	return true
+}
+
+// writeIovecs writes iov to fd until all is written, the socket is full
+// (EAGAIN) or the write fails, and returns what is left and the error
+// number (0 once all is written). It advances the iovecs as it goes.
+func writeIovecs(fd uintptr, iov []syscall.Iovec) ([]syscall.Iovec, syscall.Errno) {
+	for len(iov) > 0 {
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(min(len(iov), maxBatchFrames)))
 		switch errno {
 		case 0:
 		case syscall.EINTR:
 			continue
-		case syscall.EAGAIN:
-			if !w.blocked {
-				w.blocked = true
-				c.armWriteDeadline()
-			}
-			return false // wait until the socket has room
 		default:
-			w.err = socketError("write", c.netConn, errno)
-			return true
+			return iov, errno
 		}
 		for n > 0 {
-			v := &w.iov[w.next]
+			v := &iov[0]
 			if l := uintptr(v.Len); n < l {
 				v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
 				v.SetLen(int(l - n))
 				break
 			}
 			n -= uintptr(v.Len)
-			w.next++
+			iov = iov[1:]
 		}
+	}
+	return iov, 0
+}
+
+// rawBatch is a group member's batch of frames as one vectored write.
+type rawBatch struct {
+	c       *Conn
+	all     []syscall.Iovec
+	iov     []syscall.Iovec // what is left to write
+	wait    bool            // wait for room, or return when the socket is full
+	blocked bool            // the socket filled up and a write deadline was armed
+	err     error
+	fn      func(fd uintptr) bool // writev, made once per batch
+}
+
+func (w *rawBatch) reset() {
+	clear(w.all) // keep no reference to the frames
+	w.c, w.all, w.iov, w.err = nil, w.all[:0], nil, nil
+}
+
+// sendFrames writes b's frames (msgMu and wmu held): on a plain socket as
+// one writev, without waiting unless wait (errWouldBlock: the socket
+// could not take them all; finishBatch writes the rest).
+func (c *Conn) sendFrames(b *frameBatch, wait bool) error {
+	if c.br.raw == nil {
+		return c.sendFramesConn(b.frames)
+	}
+	w := &b.raw
+	if w.fn == nil {
+		w.fn = w.writev
+	}
+	w.c = c
+	for _, f := range b.frames {
+		var v syscall.Iovec
+		v.Base = unsafe.SliceData(f)
+		v.SetLen(len(f))
+		w.all = append(w.all, v)
+	}
+	w.iov = w.all
+	if !wait {
+		w.wait = false
+		if err := c.br.raw.Write(w.fn); err != nil {
+			return err
+		}
+		if w.err == nil && len(w.iov) > 0 {
+			return errWouldBlock
+		}
+		return w.err
+	}
+	return c.finishBatch(b)
+}
+
+// finishBatch writes what is left of b, waiting for room (msgMu and wmu
+// held), within the write timeout.
+func (c *Conn) finishBatch(b *frameBatch) error {
+	w := &b.raw
+	w.wait = true
+	err := c.br.raw.Write(w.fn)
+	if w.blocked {
+		w.blocked = false
+		c.restoreWriteDeadline()
+	}
+	if err != nil {
+		return c.setWriteErr(err)
+	}
+	return c.setWriteErr(w.err)
+}
+
+// writev is the function raw.Write calls for a batch.
+func (w *rawBatch) writev(fd uintptr) bool {
+	rest, errno := writeIovecs(fd, w.iov)
+	w.iov = rest
+	switch errno {
+	case 0:
+	case syscall.EAGAIN:
+		if !w.wait {
+			return true // the caller hands the rest to a goroutine that may wait
+		}
+		if !w.blocked {
+			w.blocked = true
+			w.c.armWriteDeadline()
+		}
+		return false
+	default:
+		w.err = socketError("write", w.c.netConn, errno)
 	}
 	return true
 }

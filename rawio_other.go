@@ -6,7 +6,17 @@ package websocket
 
 type rawWriter struct{}
 
+type rawBatch struct{}
+
+func (*rawBatch) reset() {}
+
 func (c *Conn) useRawSocket() {}
 
 // send writes pre, p and post, one frame (wmu held).
 func (c *Conn) send(pre, p, post []byte) error { return c.sendConn(pre, p, post) }
+
+// sendFrames writes b's frames (msgMu and wmu held).
+func (c *Conn) sendFrames(b *frameBatch, _ bool) error { return c.sendFramesConn(b.frames) }
+
+// finishBatch is never needed: sendFrames always waits.
+func (c *Conn) finishBatch(*frameBatch) error { return nil }

@@ -108,8 +108,7 @@ func startNode(t *testing.T, name, url string, opts ...Option) *node {
 		default:
 		}
 	})}, opts...)
-	// A queue deep enough that the test's bursts never find it full.
-	g, err := New(nc, "test.chat", &websocket.Group{QueueSize: 4096}, opts...)
+	g, err := New(nc, "test.chat", &websocket.Group{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
