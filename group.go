@@ -84,10 +84,10 @@ type Group struct {
 // writer has it: the shared writers' ready list, one of them, or the
 // member's own goroutine.
 type member struct {
-	c     *Conn
-	mu    sync.Mutex
-	queue []*PreparedMessage
-	head  int
+	c         *Conn
+	mu        sync.Mutex
+	queue     []*PreparedMessage
+	head      int
 	bytes     int           // of queue[head:]
 	busy      bool          // queued to a writer, or being written
 	full      bool          // bytes reached the limit and have not fallen below since
