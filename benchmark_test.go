@@ -151,3 +151,73 @@ func BenchmarkEcho(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGroupBroadcast broadcasts to members over loopback TCP, each
+// read by a client goroutine: an op is a burst of 100 messages, delivered
+// to every member; ns/delivery is per message and member, the server's and
+// the clients' work together on the same cores.
+func BenchmarkGroupBroadcast(b *testing.B) {
+	for _, members := range []int{100, 1000} {
+		for _, size := range []int{32, 1 << 10} {
+			b.Run(fmt.Sprintf("members=%d/size=%d", members, size), func(b *testing.B) {
+				benchmarkBroadcast(b, members, size)
+			})
+		}
+	}
+}
+
+func benchmarkBroadcast(b *testing.B, members, size int) {
+	const burst = 100
+	g := &Group{}
+	srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {
+		c.ReleaseRequest()
+		g.Add(c)
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}})
+	defer srv.Close()
+	frameLen := len(appendFrameHeader(nil, true, opBinary, false, size)) + size
+	received := make(chan int, members)
+	var conns []net.Conn
+	for range members {
+		c := dialDialect(b, srv, RFC6455, "/")
+		c.conn.SetDeadline(time.Time{})
+		conns = append(conns, c.conn)
+		go func() {
+			buf := make([]byte, 64<<10)
+			got := 0
+			for {
+				n, err := c.br.Read(buf)
+				if err != nil {
+					return
+				}
+				if got += n; got >= burst*frameLen {
+					got -= burst * frameLen
+					received <- 1
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for g.Len() < members {
+		time.Sleep(time.Millisecond)
+	}
+	msg := bytes.Repeat([]byte("x"), size)
+	b.ResetTimer()
+	for b.Loop() {
+		for range burst {
+			g.Broadcast(BinaryMessage, msg)
+		}
+		for range members {
+			<-received
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*members*burst), "ns/delivery")
+}
