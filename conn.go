@@ -665,23 +665,23 @@ func (c *Conn) sendConn(pre, p, post []byte) error {
 	return nil
 }
 
-// setWriteErr keeps the error of a failed send (wmu held): the stream is
-// broken, so the connection closes, unless it has already. A timeout is
-// returned as ErrWriteTimeout, wrapping it.
+// setWriteErr keeps the error of a failed send (wmu held) and returns it
+// as the cause it is, ErrWriteTimeout or ErrDropped wrapping it: the
+// stream is broken, so the connection closes, unless it has already.
 func (c *Conn) setWriteErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	switch {
-	case c.closed.Load() && errors.Is(err, net.ErrClosed):
+	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
 		err = c.closedErr()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		err = &causeError{ErrWriteTimeout, err}
+	} else {
+		cause := ErrDropped
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			cause = ErrWriteTimeout
+		}
+		err = &causeError{cause, err}
 		c.setCause(err)
 		go c.closeNow() // not with wmu held: closing runs the close hooks (a Group's)
-	default:
-		c.setCause(&causeError{ErrDropped, err})
-		go c.closeNow()
 	}
 	c.writeErr = err
 	return err

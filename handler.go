@@ -684,9 +684,10 @@ func (h *Handler) untrack(c *Conn) {
 
 // Shutdown refuses new handshakes (503), closes every connection with its
 // dialect's close (1001 Going Away for RFC 6455 dialects; the cause:
-// ErrShutdown) and waits for the Serve callbacks to return. If ctx ends first, it drops the connections
-// that remain and returns ctx's error. http.Server.Shutdown neither closes
-// nor waits for hijacked connections, so call both:
+// ErrShutdown) and waits for the Serve callbacks to return. If ctx ends
+// first, it drops the connections that remain and returns ctx's error.
+// http.Server.Shutdown neither closes nor waits for hijacked connections,
+// so call both:
 //
 //	err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx))
 //
