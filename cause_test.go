@@ -339,32 +339,48 @@ func TestCauseSlowConsumer(t *testing.T) {
 	e.check(t, conn, line, Closes{SlowConsumer: 1}, "slow_consumer", 0, "")
 }
 
-// A client that does not answer Shutdown's close: its read, which no
-// close of the peer's ended, returns ErrShutdown.
+// A client that does not answer Shutdown's close: a read that no close of
+// the peer's ended returns ErrShutdown, whether Serve was reading as the
+// close went out or reads once the connection has closed (the close
+// handshake then read, up to CloseTimeout).
 func TestCauseShutdown(t *testing.T) {
-	readErr := make(chan error, 1)
-	h := &Handler{CloseTimeout: 200 * time.Millisecond, Serve: func(c *Conn) {
-		_, _, err := c.ReadMessage()
-		readErr <- err
-	}}
-	e := causeStart(t, h, nil)
-	c := dialDialect(t, e.srv, RFC6455, "/")
-	if err := h.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		serve func(*Conn) error
+	}{
+		{"reading", func(c *Conn) error {
+			_, _, err := c.ReadMessage()
+			return err
+		}},
+		{"reading after the close", func(c *Conn) error {
+			<-c.Context().Done()
+			_, _, err := c.ReadMessage()
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			readErr := make(chan error, 1)
+			h := &Handler{CloseTimeout: 200 * time.Millisecond, Serve: func(c *Conn) { readErr <- tc.serve(c) }}
+			e := causeStart(t, h, nil)
+			c := dialDialect(t, e.srv, RFC6455, "/")
+			if err := h.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			f := c.readFrame()
+			if f.op != 8 || string(f.payload) != string(closePayload(StatusGoingAway, "server shutting down")) {
+				t.Fatalf("got opcode %d %q, want the 1001 close", f.op, f.payload)
+			}
+			c.expectEOF()
+			conn, line := e.closed(t)
+			if cause := conn.CloseCause(); cause != ErrShutdown {
+				t.Fatalf("CloseCause %v, want ErrShutdown", cause)
+			}
+			if err := <-readErr; err != ErrShutdown {
+				t.Errorf("the read returned %v, want ErrShutdown", err)
+			}
+			e.check(t, conn, line, Closes{Shutdown: 1}, "shutdown", StatusGoingAway, "server shutting down")
+		})
 	}
-	f := c.readFrame()
-	if f.op != 8 || string(f.payload) != string(closePayload(StatusGoingAway, "server shutting down")) {
-		t.Fatalf("got opcode %d %q, want the 1001 close", f.op, f.payload)
-	}
-	c.expectEOF()
-	conn, line := e.closed(t)
-	if cause := conn.CloseCause(); cause != ErrShutdown {
-		t.Fatalf("CloseCause %v, want ErrShutdown", cause)
-	}
-	if err := <-readErr; err != ErrShutdown {
-		t.Errorf("the read returned %v, want ErrShutdown", err)
-	}
-	e.check(t, conn, line, Closes{Shutdown: 1}, "shutdown", StatusGoingAway, "server shutting down")
 }
 
 // The server's own close: Serve returning, Close, CloseNow.

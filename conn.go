@@ -897,6 +897,11 @@ func (c *Conn) awaitPeerClose() {
 		c.netConn.SetReadDeadline(deadline)
 		for {
 			if _, err := c.nextLocked(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// This deadline, not the caller's: later reads say why
+					// the connection closed, not that a read timed out.
+					c.readErr = c.closedErr()
+				}
 				return
 			}
 		}
