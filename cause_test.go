@@ -155,9 +155,14 @@ func causeWantClose[T comparable, P interface {
 	}
 }
 
+// The peer's close; context.Cause of Conn.Context is CloseCause, whether
+// the context was made before the close (RFC 6455) or after (hixie-76).
 func TestCausePeerClose(t *testing.T) {
 	t.Run("RFC 6455", func(t *testing.T) {
-		e := causeStart(t, &Handler{}, nil)
+		e := causeStart(t, &Handler{Serve: func(c *Conn) {
+			c.Context()
+			echoMessages(c)
+		}}, nil)
 		c := dialDialect(t, e.srv, RFC6455, "/")
 		checkEcho(t, c, RFC6455, "x")
 		c.write(clientFrame(true, 8, closePayload(4001, "bye")))
@@ -180,6 +185,9 @@ func TestCausePeerClose(t *testing.T) {
 		c.expectEOF()
 		conn, line := e.closed(t)
 		causeWantClose(t, conn.CloseCause(), CloseError{Code: StatusNoStatusRcvd})
+		if cause := context.Cause(conn.Context()); cause != conn.CloseCause() {
+			t.Errorf("context.Cause of Context: %v", cause)
+		}
 		e.check(t, conn, line, Closes{PeerClose: 1}, "peer_close", StatusNoStatusRcvd, "")
 	})
 }
