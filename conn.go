@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -79,9 +80,9 @@ type Conn struct {
 	deflater     *deflater                    // nil without permessage-deflate (msgMu)
 	req          atomic.Pointer[http.Request] // nil once released
 	closeTimeout time.Duration
-	writeTimeout time.Duration // <= 0: none
-	keepalive    *keepalive    // nil when not configured
-	cause        atomic.Pointer[error]
+	writeTimeout time.Duration         // <= 0: none
+	keepalive    *keepalive            // nil when not configured
+	cause        atomic.Pointer[error] // why it closed: the first cause recorded (setCause)
 
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
@@ -107,7 +108,7 @@ type Conn struct {
 // waits for the reader, functions to run once closed.
 type connHooks struct {
 	ctx      context.Context // made by Context
-	cancel   context.CancelFunc
+	cancel   context.CancelCauseFunc
 	readDone chan struct{} // closed when reading ends, for a closer that waits
 	onClose  []func()      // run once closed
 }
@@ -232,9 +233,9 @@ func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
 func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
 
 // Context is done once the connection has closed: goroutines that serve it
-// (a ticker, a subscription) can stop on it. It carries the values of the
-// request's context, not its cancellation: net/http cancels that one once
-// the handshake is done.
+// (a ticker, a subscription) can stop on it, and context.Cause tells them
+// CloseCause. It carries the values of the request's context, not its
+// cancellation: net/http cancels that one once the handshake is done.
 func (c *Conn) Context() context.Context {
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
@@ -244,9 +245,9 @@ func (c *Conn) Context() context.Context {
 		if r := c.req.Load(); r != nil {
 			parent = context.WithoutCancel(r.Context())
 		}
-		hk.ctx, hk.cancel = context.WithCancel(parent)
+		hk.ctx, hk.cancel = context.WithCancelCause(parent)
 		if c.closed.Load() {
-			hk.cancel()
+			hk.cancel(c.CloseCause())
 		}
 	}
 	return hk.ctx
@@ -273,7 +274,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDead
 
 // SetWriteDeadline sets the deadline for writes; the handler's
 // WriteTimeout still bounds each write when it comes sooner. A write that
-// times out leaves the connection unusable for writing.
+// times out closes the connection (ErrWriteTimeout), whose framing it cut.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	var ns int64
 	if !t.IsZero() {
@@ -468,16 +469,17 @@ func (r *messageReader) Read(p []byte) (int, error) {
 }
 
 // setReadErr records why reading ended (rmu held) and returns the error to
-// report: a connection the server closed reads as ErrClosed.
+// report: for a connection the server closed, closedErr.
 func (c *Conn) setReadErr(err error) error {
-	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
+	switch {
+	case c.closed.Load() && errors.Is(err, net.ErrClosed):
 		err = c.closedErr()
-	}
-	if !closedProperly(err) {
+	case closedProperly(err), errors.Is(err, os.ErrDeadlineExceeded):
+		// A close or a failure, which recorded its cause; or a read
+		// deadline, which leaves the connection open.
+	default:
 		// The peer vanished or the network failed: nothing more can come.
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-			c.closeNow()
-		}
+		c.drop(&causeError{ErrDropped, err})
 	}
 	c.readErr = err
 	c.hooksMu.Lock()
@@ -510,9 +512,11 @@ func (c *Conn) fail(code StatusCode, reason string) error {
 	if len(reason) > maxControlPayload-2 {
 		reason = ""
 	}
+	pe := &ProtocolError{Code: code, Reason: reason}
+	c.setCause(pe)
 	c.writeClose(code, reason)
 	c.lingerClose()
-	return &ProtocolError{Code: code, Reason: reason}
+	return pe
 }
 
 // Bounds of lingerClose.
@@ -661,14 +665,23 @@ func (c *Conn) sendConn(pre, p, post []byte) error {
 	return nil
 }
 
-// setWriteErr keeps the error of a failed send (wmu held): the stream is
-// broken.
+// setWriteErr keeps the error of a failed send (wmu held) and returns it
+// as the cause it is, ErrWriteTimeout or ErrDropped wrapping it: the
+// stream is broken, so the connection closes, unless it has already.
 func (c *Conn) setWriteErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
 		err = c.closedErr()
+	} else {
+		cause := ErrDropped
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			cause = ErrWriteTimeout
+		}
+		err = &causeError{cause, err}
+		c.setCause(err)
+		go c.closeNow() // not with wmu held: closing runs the close hooks (a Group's)
 	}
 	c.writeErr = err
 	return err
@@ -803,10 +816,24 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	return c.setWriteErr(c.send(pre, payload, nil))
 }
 
+// answerClose answers the peer's close, ce, with its code (unless a close
+// was sent already), then closes TCP: the server closes first.
+func (c *Conn) answerClose(ce *CloseError) error {
+	c.setCause(ce)
+	code := ce.Code
+	if code == StatusNoStatusRcvd {
+		code = 0 // a close with no payload
+	}
+	c.writeClose(code, ce.Reason)
+	c.closeNow()
+	return ce
+}
+
 // Close performs the closing handshake: it sends a close with code and
 // reason, waits (up to the handler's CloseTimeout) for the peer's close, and
 // closes the TCP connection. A reader blocked in ReadMessage gets the
-// peer's answer as a *CloseError.
+// peer's answer as a *CloseError. Unless the connection was closing
+// already, CloseCause is then a *LocalCloseError with code and reason.
 //
 // The hixie dialects carry no code or reason: Close closes them with their
 // own handshake and reports an error wrapping errors.ErrUnsupported unless
@@ -822,22 +849,31 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		if !utf8.ValidString(reason) {
 			return errors.New("websocket: close reason is not valid UTF-8")
 		}
-		return c.closeHandshake(code, reason)
+		return c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
 	}
-	err := c.closeHandshake(code, reason)
+	err := c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
 	if err == nil && (code != StatusNormalClosure || reason != "") {
 		err = fmt.Errorf("websocket: %s carries no close code or reason (the connection is closed): %w", c.dialect, errors.ErrUnsupported)
 	}
 	return err
 }
 
-// CloseNow closes the TCP connection at once, without a closing handshake.
-func (c *Conn) CloseNow() error { return c.closeNow() }
+// CloseNow closes the TCP connection at once, without a closing handshake;
+// CloseCause is then a *LocalCloseError with code 1006, unless the
+// connection was closing already.
+func (c *Conn) CloseNow() error {
+	c.setCause(&LocalCloseError{Code: StatusAbnormalClosure})
+	return c.closeNow()
+}
 
-func (c *Conn) closeHandshake(code StatusCode, reason string) error {
+// closeHandshake closes for cause with the close code and reason causeOf
+// gives it (see Close).
+func (c *Conn) closeHandshake(cause error) error {
+	c.setCause(cause)
 	if c.closed.Load() {
 		return nil
 	}
+	_, code, reason := causeOf(cause)
 	err := c.writeClose(code, reason)
 	if errors.Is(err, ErrClosed) {
 		err = nil // a close was already sent: wait for the answer all the same
@@ -861,6 +897,11 @@ func (c *Conn) awaitPeerClose() {
 		c.netConn.SetReadDeadline(deadline)
 		for {
 			if _, err := c.nextLocked(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// This deadline, not the caller's: later reads say why
+					// the connection closed, not that a read timed out.
+					c.readErr = c.closedErr()
+				}
 				return
 			}
 		}
@@ -896,7 +937,7 @@ func (c *Conn) closeNow() error {
 		c.hooksMu.Lock()
 		if hk := c.hooks; hk != nil {
 			if hk.cancel != nil {
-				hk.cancel()
+				hk.cancel(c.CloseCause())
 			}
 			onClose, hk.onClose = hk.onClose, nil
 		}
@@ -921,11 +962,51 @@ func (c *Conn) afterClose(f func()) {
 	f()
 }
 
-// closedErr is what using a connection the server closed reports: why it
-// closed it, if it was for a silent peer.
-func (c *Conn) closedErr() error {
+// CloseCause says why the connection closed: nil while it is open, then
+// the first cause, recorded as the close begins (a close sent or
+// received, the socket closed). It is named for what it answers, as
+// context.Cause is: an Err would suggest the last error of any call.
+//
+//   - the peer's close: a *CloseError with its code and reason (hixie-76's
+//     close: 1005, no reason);
+//   - the peer gone without a close (EOF, a reset; hixie-75's only close):
+//     ErrDropped, wrapped with the read's or write's error;
+//   - a protocol violation: a *ProtocolError, code 1002 or 1007; a
+//     message over the read limit: code 1009;
+//   - a write that timed out: ErrWriteTimeout, wrapped with the timeout;
+//   - ErrIdleTimeout, ErrPongTimeout, ErrSlowConsumer, ErrShutdown;
+//   - the server's own close (Serve returned or panicked, Close, CloseNow):
+//     a *LocalCloseError with the code.
+//
+// A close that the peer answers keeps the cause that began it: a Close
+// answered by the peer's close is a *LocalCloseError.
+func (c *Conn) CloseCause() error {
 	if cause := c.cause.Load(); cause != nil {
 		return *cause
+	}
+	return nil
+}
+
+// setCause records why the connection closes, unless a cause came first;
+// it reports whether err is the cause.
+func (c *Conn) setCause(err error) bool { return c.cause.CompareAndSwap(nil, &err) }
+
+// drop closes the connection at once, for cause.
+func (c *Conn) drop(cause error) {
+	c.setCause(cause)
+	c.closeNow()
+}
+
+// closedErr is what a call that finds the connection closed under it
+// reports: the cause when the server closed it for a reason of its own
+// that the caller could not see coming (a timeout, a slow consumer,
+// shutdown), else ErrClosed (a reader learns of the peer's close, its drop
+// or its violation itself).
+func (c *Conn) closedErr() error {
+	cause := c.CloseCause()
+	switch kind, _, _ := causeOf(cause); kind {
+	case causeWriteTimeout, causeIdleTimeout, causePongTimeout, causeSlowConsumer, causeShutdown:
+		return cause
 	}
 	return ErrClosed
 }

@@ -66,6 +66,11 @@
 // *ProtocolError. Handler.Shutdown closes every connection with 1001 Going
 // Away and waits for the callbacks.
 //
+// Conn.CloseCause says why a connection closed, whichever end closed it
+// and however (the peer's close, a drop, a protocol error, a timeout,
+// Shutdown, the server's own close); Handler.Stats counts closes by cause,
+// and the Handler logs each close with its cause.
+//
 // # Events
 //
 // Those who prefer callbacks to a read loop (the model of the classic C#

@@ -17,7 +17,8 @@ type Events struct {
 	OnMessage func(c *Conn, typ MessageType, msg []byte)
 	// OnClose is called once reading has ended: err is a *CloseError when
 	// the peer closed, io.EOF when it dropped the connection, and otherwise
-	// says what failed.
+	// says what failed. Once the connection has closed, c.CloseCause says
+	// why, even when this end closed it.
 	OnClose func(c *Conn, err error)
 }
 

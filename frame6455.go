@@ -260,19 +260,11 @@ func (h *hybiCodec) answer() error {
 			(*f)(payload)
 		}
 	case opClose:
-		// Answered with the same code (unless a close was sent already),
-		// then TCP is closed: the server closes first.
 		ce, err := h.peerClose(payload)
 		if err != nil {
 			return err
 		}
-		if ce.Code == StatusNoStatusRcvd {
-			h.c.writeClose(0, "")
-		} else {
-			h.c.writeClose(ce.Code, ce.Reason)
-		}
-		h.c.closeNow()
-		return ce
+		return h.c.answerClose(ce)
 	}
 	return nil
 }

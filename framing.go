@@ -119,12 +119,9 @@ func (x *hixieCodec) buffered() ([]byte, bool, error) {
 	return buf, false, nil
 }
 
-// answer acts on hixie's only control frame, the peer's close (0xFF 0x00):
-// it answers it (unless ours went first) and closes TCP.
+// answer acts on hixie's only control frame, the peer's close (0xFF 0x00).
 func (x *hixieCodec) answer() error {
-	x.c.writeClose(0, "")
-	x.c.closeNow()
-	return &CloseError{Code: StatusNoStatusRcvd}
+	return x.c.answerClose(&CloseError{Code: StatusNoStatusRcvd})
 }
 
 func (x *hixieCodec) read(p []byte) (int, error) {

@@ -186,7 +186,7 @@ func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
 	readyLists.Put(ready)
 	// Closing removes the member, which takes the lock: so only now.
 	for _, c := range slow {
-		if c.cause.CompareAndSwap(nil, &ErrSlowConsumer) {
+		if c.setCause(ErrSlowConsumer) {
 			g.disconnected.Add(1)
 		}
 		c.closeNow()
@@ -269,7 +269,8 @@ func (m *member) take(b *frameBatch) bool {
 	return true
 }
 
-// abandon drops what m has waiting: its connection is broken.
+// abandon drops what m has waiting: nothing more can be written to its
+// connection, which is closing (and then leaves the group).
 func (m *member) abandon() {
 	m.mu.Lock()
 	clear(m.queue)
@@ -315,7 +316,7 @@ func (m *member) tryWrite(b *frameBatch) written {
 	c.msgMu.Unlock()
 	b.reset()
 	if err != nil {
-		m.broken()
+		m.abandon()
 		return writtenAll
 	}
 	return writtenMore
@@ -328,12 +329,12 @@ func (m *member) drain(partial *frameBatch) {
 	c := m.c
 	b := partial
 	if b != nil {
-		err := c.finishBatch(b)
+		err := c.setWriteErr(c.finishBatch(b))
 		c.wmu.Unlock()
 		c.msgMu.Unlock()
 		if err != nil {
 			putBatch(b)
-			m.broken()
+			m.abandon()
 			return
 		}
 		b.reset()
@@ -354,17 +355,10 @@ func (m *member) drain(partial *frameBatch) {
 		c.msgMu.Unlock()
 		b.reset()
 		if err != nil {
-			m.broken()
+			m.abandon()
 			return
 		}
 	}
-}
-
-// broken ends m's queue after a failed write: nothing more can be sent,
-// and the connection is closed (its close removes it from the group).
-func (m *member) broken() {
-	m.abandon()
-	m.c.closeNow()
 }
 
 // writerPool is the writers shared by every group: at most one per

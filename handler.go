@@ -60,7 +60,8 @@ type Handler struct {
 	// net/http kept for the request. The request's context is then
 	// canceled; Conn.Context lasts as long as the connection. When Serve
 	// returns, the connection is closed with 1000 (or the hixie close); if
-	// it panics, with 1011, and the panic is logged.
+	// it panics, with 1011, and the panic is logged. Either is the close's
+	// cause (Conn.CloseCause) unless another came first.
 	Serve func(*Conn)
 
 	// Origins lists the origins allowed to connect: full origins
@@ -98,8 +99,10 @@ type Handler struct {
 	CloseTimeout time.Duration
 
 	// WriteTimeout bounds each frame written, so that a client that stops
-	// reading cannot block a writer forever; the connection is unusable
-	// after a write times out (0: DefaultWriteTimeout; negative: none). On
+	// reading cannot block a writer forever. A write that times out cuts
+	// its frame short, so the connection is closed at once, without a
+	// close frame; the write and any read in progress return
+	// ErrWriteTimeout (0: DefaultWriteTimeout; negative: none). On
 	// a plain TCP connection under Linux it counts from when the write
 	// finds the socket's buffer full: a write that goes out at once arms
 	// no timer.
@@ -137,6 +140,7 @@ type Handler struct {
 	serving      sync.WaitGroup // handshakes and callbacks in progress
 	accepted     atomic.Uint64
 	refused      [numRefusals]atomic.Uint64
+	closes       [numCauses]atomic.Uint64
 }
 
 // Stats is a snapshot of a Handler's counters, for a status page.
@@ -144,6 +148,23 @@ type Stats struct {
 	Accepted uint64   `json:"accepted"` // handshakes completed
 	Active   int      `json:"active"`   // connections open now
 	Refused  Refusals `json:"refused"`
+	Closed   Closes   `json:"closed"`
+}
+
+// Closes counts the connections that closed by cause (Conn.CloseCause),
+// each once, when its Serve has returned and it has closed.
+type Closes struct {
+	PeerClose     uint64 `json:"peer_close"`     // the peer's close (*CloseError)
+	Dropped       uint64 `json:"dropped"`        // the peer gone without a close (ErrDropped)
+	ProtocolError uint64 `json:"protocol_error"` // failed with 1002 or 1007 (*ProtocolError)
+	ReadLimit     uint64 `json:"read_limit"`     // failed with 1009: a message over the read limit (*ProtocolError)
+	WriteTimeout  uint64 `json:"write_timeout"`  // ErrWriteTimeout
+	IdleTimeout   uint64 `json:"idle_timeout"`   // ErrIdleTimeout
+	PongTimeout   uint64 `json:"pong_timeout"`   // ErrPongTimeout
+	SlowConsumer  uint64 `json:"slow_consumer"`  // a Group disconnected it (ErrSlowConsumer)
+	Shutdown      uint64 `json:"shutdown"`       // ErrShutdown
+	ServerClose   uint64 `json:"server_close"`   // Serve returned, Close, CloseNow (*LocalCloseError)
+	Panic         uint64 `json:"panic"`          // Serve panicked (*LocalCloseError with Panic)
 }
 
 // Refusals counts refused handshakes by reason.
@@ -197,7 +218,7 @@ func (h *Handler) Stats() Stats {
 	h.mu.Lock()
 	active := len(h.conns)
 	h.mu.Unlock()
-	r := &h.refused
+	r, cl := &h.refused, &h.closes
 	return Stats{
 		Accepted: h.accepted.Load(),
 		Active:   active,
@@ -209,6 +230,19 @@ func (h *Handler) Stats() Stats {
 			Location:     r[refLocation].Load(),
 			Timeout:      r[refTimeout].Load(),
 			ShuttingDown: r[refShuttingDown].Load(),
+		},
+		Closed: Closes{
+			PeerClose:     cl[causePeerClose].Load(),
+			Dropped:       cl[causeDropped].Load(),
+			ProtocolError: cl[causeProtocolError].Load(),
+			ReadLimit:     cl[causeReadLimit].Load(),
+			WriteTimeout:  cl[causeWriteTimeout].Load(),
+			IdleTimeout:   cl[causeIdleTimeout].Load(),
+			PongTimeout:   cl[causePongTimeout].Load(),
+			SlowConsumer:  cl[causeSlowConsumer].Load(),
+			Shutdown:      cl[causeShutdown].Load(),
+			ServerClose:   cl[causeServerClose].Load(),
+			Panic:         cl[causePanic].Load(),
 		},
 	}
 }
@@ -266,16 +300,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handshake then fits in the goroutine's smallest stack.
 func (h *Handler) serve(c *Conn) {
 	start := time.Now()
-	c.closeHandshake(h.run(c), "")
+	c.closeHandshake(h.run(c))
 	h.closed(c, start)
 }
 
-// run calls Serve and returns the close code it earned: 1011 if it
+// run calls Serve and returns the cause of the close it earned: 1011 if it
 // panicked (the panic is logged, not repeated).
-func (h *Handler) run(c *Conn) (code StatusCode) {
+func (h *Handler) run(c *Conn) (cause *LocalCloseError) {
 	defer func() {
 		if p := recover(); p != nil {
-			code = StatusInternalError
+			cause = &LocalCloseError{Code: StatusInternalError, Panic: p}
 			stack := make([]byte, 16<<10)
 			stack = stack[:runtime.Stack(stack, false)]
 			if h.Logger != nil {
@@ -286,13 +320,28 @@ func (h *Handler) run(c *Conn) (code StatusCode) {
 		}
 	}()
 	h.Serve(c)
-	return StatusNormalClosure
+	return &LocalCloseError{Code: StatusNormalClosure}
 }
 
-// closed forgets c, which has closed after serving since start.
+// closed counts c's close by cause, forgets c and logs why it closed, after
+// serving since start.
 func (h *Handler) closed(c *Conn, start time.Time) {
+	cause := c.CloseCause()
+	kind, code, reason := causeOf(cause)
+	h.closes[kind].Add(1)
 	h.untrack(c)
-	h.logConn(slog.LevelInfo, "connection closed", c, slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)))
+	if h.Logger != nil {
+		attrs := []slog.Attr{slog.String("dialect", c.dialect.String()), slog.Duration("duration", time.Since(start)),
+			slog.String("cause", causeNames[kind])}
+		if code != 0 {
+			attrs = append(attrs, slog.Int("code", int(code)))
+		}
+		if reason != "" {
+			attrs = append(attrs, slog.String("reason", reason))
+		}
+		attrs = append(attrs, slog.String("error", cause.Error()))
+		h.logConn(slog.LevelInfo, "connection closed", c, attrs...)
+	}
 	h.serving.Done()
 }
 
@@ -623,7 +672,7 @@ func (h *Handler) track(c *Conn) {
 	h.conns[c] = struct{}{}
 	if h.shuttingDown {
 		// Shutdown began during this handshake and did not see c.
-		go c.closeHandshake(StatusGoingAway, "server shutting down")
+		go c.closeHandshake(ErrShutdown)
 	}
 }
 
@@ -634,10 +683,11 @@ func (h *Handler) untrack(c *Conn) {
 }
 
 // Shutdown refuses new handshakes (503), closes every connection with its
-// dialect's close (1001 Going Away for RFC 6455 dialects) and waits for the
-// Serve callbacks to return. If ctx ends first, it drops the connections
-// that remain and returns ctx's error. http.Server.Shutdown neither closes
-// nor waits for hijacked connections, so call both:
+// dialect's close (1001 Going Away for RFC 6455 dialects; the cause:
+// ErrShutdown) and waits for the Serve callbacks to return. If ctx ends
+// first, it drops the connections that remain and returns ctx's error.
+// http.Server.Shutdown neither closes nor waits for hijacked connections,
+// so call both:
 //
 //	err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx))
 //
@@ -653,7 +703,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	h.log(slog.LevelInfo, "shutting down", nil, slog.Int("connections", len(conns)))
 	for _, c := range conns {
-		go c.closeHandshake(StatusGoingAway, "server shutting down")
+		go c.closeHandshake(ErrShutdown)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -666,7 +716,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		h.mu.Lock()
 		for c := range h.conns {
-			c.closeNow()
+			c.drop(ErrShutdown)
 		}
 		h.mu.Unlock()
 		return ctx.Err()

@@ -88,13 +88,11 @@ func (k *keepalive) fire() {
 	silent := now.Sub(k.lastHeard)
 	switch {
 	case k.idle > 0 && silent >= k.idle:
-		c.cause.Store(&ErrIdleTimeout)
-		go c.closeHandshake(StatusGoingAway, "idle timeout")
+		go c.closeHandshake(ErrIdleTimeout)
 		return
 	case !k.pingSent.IsZero() && now.Sub(k.pingSent) >= k.pongTimeout:
 		// A dead peer will not answer a close either.
-		c.cause.Store(&ErrPongTimeout)
-		c.closeNow()
+		c.drop(ErrPongTimeout)
 		return
 	case k.interval > 0 && k.pingSent.IsZero() && silent >= k.interval:
 		k.pingSent = now

@@ -205,9 +205,9 @@ func (c *Conn) finishBatch(b *frameBatch) error {
 		c.restoreWriteDeadline()
 	}
 	if err != nil {
-		return c.setWriteErr(err)
+		return err
 	}
-	return c.setWriteErr(w.err)
+	return w.err
 }
 
 // writev is the function raw.Write calls for a batch.

@@ -204,6 +204,9 @@ func TestSoak(t *testing.T) {
 	if stats.Accepted != uint64(accepted) {
 		t.Errorf("server accepted %d handshakes, clients completed %d", stats.Accepted, accepted)
 	}
+	if closed := causeTotal(stats.Closed); closed != stats.Accepted {
+		t.Errorf("%d closes counted by cause, %d connections accepted: %+v", closed, stats.Accepted, stats.Closed)
+	}
 	if refused := stats.Refused.BadHandshake; refused != uint64(partialKey3) {
 		t.Errorf("server refused %d handshakes as bad, %d clients sent part of key3", refused, partialKey3)
 	}
