@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -743,5 +744,103 @@ func TestChatBusyRoom(t *testing.T) {
 	s := status(t, srv)["/chat"]
 	if s.Accepted != members || s.Active != members || s.Group == nil || *s.Group != (websocket.GroupStats{Members: members}) {
 		t.Errorf("/chat status %+v, group %+v: want %d accepted, open and members, none disconnected or skipped", s.Stats, s.Group, members)
+	}
+}
+
+// TestChatSlowMember puts two members that never read, RFC 6455 and
+// hixie-75, in /chat with one that talks: 32 KiB lines every 5 ms. Once
+// a slow member's 1 MiB queue has stayed full for 5 s, it is disconnected:
+// it reads the lines that had reached its socket, in order, then EOF (in
+// the middle of a line if the server was writing one), without a close
+// frame; the talker gets its leave notice, and /status counts it.
+func TestChatSlowMember(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Hour})
+	var slow []*client
+	for i, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hixie75} {
+		c := dial(t, srv, d, "/chat")
+		c.expectText(fmt.Sprintf("Welcome to the chat, user %d! %d other(s) here.", i+1, i))
+		c.expectText(fmt.Sprintf("user %d joined", i+1))
+		slow = append(slow, c)
+	}
+	talker := dial(t, srv, websocket.RFC6455, "/chat")
+	talker.expectText("Welcome to the chat, user 3! 2 other(s) here.")
+	talker.expectText("user 3 joined")
+	deadline := time.Now().Add(time.Minute) // bounds every read and write below: some 7 s
+	for _, c := range append(slow, talker) {
+		c.conn.SetDeadline(deadline)
+	}
+	line := func(k int) string { return fmt.Sprintf("%06d %s", k, strings.Repeat("x", 32<<10)) }
+
+	// The talker reads its own lines, in order, until both slow members
+	// have left.
+	left := make(chan error, 1)
+	go func() {
+		next, gone := 0, []string{}
+		for len(gone) < 2 {
+			_, p, err := talker.tryRead()
+			switch {
+			case err != nil:
+				left <- fmt.Errorf("talker, after %d lines: %v", next, err)
+				return
+			case strings.HasSuffix(string(p), " left"):
+				gone = append(gone, string(p))
+			case string(p) != "user 3: "+line(next):
+				left <- fmt.Errorf("talker: %.20q, want its line %d", p, next)
+				return
+			default:
+				next++
+			}
+		}
+		if slices.Sort(gone); !slices.Equal(gone, []string{"user 1 left", "user 2 left"}) {
+			left <- fmt.Errorf("talker: leave notices %q", gone)
+			return
+		}
+		left <- nil
+	}()
+
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+talk:
+	for {
+		select {
+		case err := <-left:
+			if err != nil {
+				t.Fatal(err)
+			}
+			break talk
+		case <-tick.C:
+			if _, err := talker.conn.Write(talker.frame(1, []byte(line(sent)))); err != nil {
+				t.Fatalf("talker sending line %d: %v", sent, err)
+			}
+			sent++
+		}
+	}
+	after := time.Since(start)
+	t.Logf("both slow members left %v after the first of %d lines", after.Round(time.Millisecond), sent)
+	if after < websocket.DefaultStallTimeout {
+		t.Errorf("slow members left after %v, before the stall timeout (%v)", after, websocket.DefaultStallTimeout)
+	}
+
+	for i, c := range slow {
+		for u := i + 2; u <= 3; u++ {
+			c.expectText(fmt.Sprintf("user %d joined", u))
+		}
+		k := 0
+		for ; ; k++ {
+			op, p, err := c.tryRead()
+			if err == io.EOF || err == io.ErrUnexpectedEOF { // the server closed in the middle of a write
+				t.Logf("%s: %d lines, then %v", c.dialect, k, err)
+				break
+			}
+			if err != nil || op != 1 || string(p) != "user 3: "+line(k) {
+				t.Fatalf("%s, after %d lines: opcode %d, %.20q, %v; want line %d or EOF", c.dialect, k, op, p, err, k)
+			}
+		}
+	}
+	s := status(t, srv)["/chat"]
+	if s.Accepted != 3 || s.Active != 1 || s.Group == nil || *s.Group != (websocket.GroupStats{Members: 1, Disconnected: 2}) {
+		t.Errorf("/chat status %+v, group %+v: want 3 accepted, 1 open and member, 2 disconnected", s.Stats, s.Group)
 	}
 }
