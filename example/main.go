@@ -46,11 +46,10 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	// The clients of /test, which one timer pushes the time to. The
-	// Group's default bounds; a client that stopped reading misses pushes
-	// rather than being disconnected: each push is the whole news (the
-	// time), which the next one replaces, and the echoes do not go
-	// through the group.
+	// The clients of /test, which one timer pushes the time to, with the
+	// Group's default bounds. A client that stopped reading misses pushes
+	// rather than being disconnected: each push is news that the next one
+	// replaces, and the echoes do not go through the group.
 	pushed := &websocket.Group{Slow: websocket.DropMessages}
 	test := &websocket.Handler{
 		Origins:     cfg.origins,
