@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -690,6 +691,22 @@ const chooseChatJS = `(() => {
 	return document.getElementById('url').value;
 })()`
 
+// joinChat loads the page in tab, connects it to /chat as user, with
+// others already there, and waits for its welcome and its own join notice;
+// it returns the notice's index in the log.
+func joinChat(tab *browser, srv *httptest.Server, user, others int) int {
+	tab.t.Helper()
+	step(tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
+	step(tab, "waiting for the page", chromedp.WaitVisible(chromedp.ID("log")))
+	if got, want := step(tab, "choosing /chat", chromedp.Evaluate[string](chooseChatJS)), "ws://"+srv.Listener.Addr().String()+"/chat"; got != want {
+		tab.fatalf("URL box %q after choosing /chat, want %q", got, want)
+	}
+	step(tab, "clicking Connect", chromedp.Click(chromedp.ID("connect")))
+	atWelcome := tab.waitLog("the welcome", lineAfter(-1, "received",
+		exactly(fmt.Sprintf("received: Welcome to the chat, user %d! %d other(s) here.", user, others))))
+	return tab.waitLog("its own join", lineAfter(atWelcome, "received", exactly(fmt.Sprintf("received: user %d joined", user))))
+}
+
 // TestBrowserChat opens the page in two tabs of one browser and connects
 // both to /chat: each tab sees the other join; a message typed in either
 // tab appears in both logs with its sender's name; a tab that disconnects
@@ -709,28 +726,13 @@ func TestBrowserChat(t *testing.T) {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	host := srv.Listener.Addr().String()
 
 	tabA := startBrowser(t, ctx)
 	tabB := tabA.newTab()
 	t.Logf("browser and two tabs ready after %v", time.Since(start).Round(time.Millisecond))
 
-	// join loads the page in tab, connects it to /chat and waits for its
-	// welcome and its own join notice; it returns the notice's index.
-	join := func(tab *browser, user, others int) int {
-		t.Helper()
-		step(tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
-		step(tab, "waiting for the page", chromedp.WaitVisible(chromedp.ID("log")))
-		if got, want := step(tab, "choosing /chat", chromedp.Evaluate[string](chooseChatJS)), "ws://"+host+"/chat"; got != want {
-			tab.fatalf("URL box %q after choosing /chat, want %q", got, want)
-		}
-		step(tab, "clicking Connect", chromedp.Click(chromedp.ID("connect")))
-		atWelcome := tab.waitLog("the welcome", lineAfter(-1, "received",
-			exactly(fmt.Sprintf("received: Welcome to the chat, user %d! %d other(s) here.", user, others))))
-		return tab.waitLog("its own join", lineAfter(atWelcome, "received", exactly(fmt.Sprintf("received: user %d joined", user))))
-	}
-	atA := join(tabA, 1, 0)
-	atB := join(tabB, 2, 1)
+	atA := joinChat(tabA, srv, 1, 0)
+	atB := joinChat(tabB, srv, 2, 1)
 	atA = tabA.waitLog("user 2 joining", lineAfter(atA, "received", exactly("received: user 2 joined")))
 
 	// say types text into tab's message box and sends it; both tabs log it
@@ -777,6 +779,163 @@ func TestBrowserChat(t *testing.T) {
 			t.Errorf("tab %s: page exception: %s", name, e)
 		}
 		tab.mu.Unlock()
+	}
+	t.Logf("scenario done after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// busyChatJS, called with first and senders, checks a busy room in the
+// page's log. The lines of the senders, users first to first+senders-1,
+// must be chatLine's, each sender's in order, until the first sender's
+// "done". It reports how many lines it counted, those that were not the
+// next of their sender, whether it saw the "done", what the users before
+// first said, and the page's closes and errors.
+const busyChatJS = `((first, senders) => {
+	const next = new Array(senders).fill(0), report = { count: 0, wrong: [], done: false, said: [], closes: [] };
+	for (const d of document.getElementById('log').children) {
+		const text = [...d.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.data).join('');
+		if (d.className === 'error' || text.startsWith('closed:')) report.closes.push(text);
+		const m = /^received: user (\d+): /.exec(text);
+		if (!m) continue;
+		const i = Number(m[1]) - first;
+		if (i < 0) {
+			report.said.push(text);
+		} else if (i === 0 && text === m[0] + 'done' && !report.done) {
+			report.done = true;
+		} else if (i < senders && !report.done && text === m[0] + 'line ' + next[i] + ' from member ' + i + ', κόσμε ' + '-'.repeat(i % 40)) {
+			next[i]++;
+			report.count++;
+		} else if (report.wrong.length < 5) {
+			report.wrong.push(text + ' (lines of its sender before it: ' + (next[i] ?? 'none') + ')');
+		}
+	}
+	return report;
+})`
+
+// busyChatReport is what busyChatJS returns.
+type busyChatReport struct {
+	Count  int      `json:"count"`
+	Wrong  []string `json:"wrong"`
+	Done   bool     `json:"done"`
+	Said   []string `json:"said"`
+	Closes []string `json:"closes"`
+}
+
+// waitBusyChat polls check, a call of busyChatJS, in tab until ok accepts
+// its report, and returns the report. It fails the test on a wrong line, a
+// close or an error in the log, or after browserStepTimeout.
+func (b *browser) waitBusyChat(what, check string, ok func(busyChatReport) bool) busyChatReport {
+	b.t.Helper()
+	deadline := time.Now().Add(browserStepTimeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r := step(b, "checking the room in the page's log", chromedp.Evaluate[busyChatReport](check))
+		if len(r.Wrong) > 0 || len(r.Closes) > 0 {
+			b.fatalf("waiting for %s, after %d lines: wrong lines %q, closes and errors %q", what, r.Count, r.Wrong, r.Closes)
+		}
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b.fatalf("timed out after %v waiting for %s: %d lines, said %q", browserStepTimeout, what, r.Count, r.Said)
+		}
+		select {
+		case <-tick.C:
+		case <-b.ctx.Done():
+			b.fatalf("waiting for %s: %v", what, context.Cause(b.ctx))
+		}
+	}
+}
+
+// TestBrowserBusyChat is a busy /chat with three tabs in it: 100 raw
+// clients of every dialect each send 20 lines in bursts (as in
+// TestChatBusyRoom), and each tab says hello meanwhile. Every tab stays
+// connected, with no close or error in its log, and its log has every line
+// once, in order per sender, and every tab's hello; /status shows no member
+// disconnected.
+func TestBrowserBusyChat(t *testing.T) {
+	const tabs, senders, lines = 3, 100, 20
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
+	t.Cleanup(cancel)
+	srv, _ := startServer(t, config{interval: time.Hour}) // closed after the browser
+
+	browsers := []*browser{startBrowser(t, ctx)}
+	for len(browsers) < tabs {
+		browsers = append(browsers, browsers[0].newTab())
+	}
+	var hellos []string
+	for i, tab := range browsers {
+		joinChat(tab, srv, i+1, i)
+		hellos = append(hellos, fmt.Sprintf("received: user %d: hello from tab %d", i+1, i+1))
+	}
+	t.Logf("browser and %d tabs in /chat after %v", tabs, time.Since(start).Round(time.Millisecond))
+
+	// The raw clients, users tabs+1 on; each reads all the room sends.
+	dialects := []websocket.Dialect{websocket.Hixie75, websocket.Hixie76, websocket.Hybi07, websocket.Hybi08, websocket.RFC6455}
+	clients := make([]*client, senders)
+	for i := range clients {
+		c := dial(t, srv, dialects[i%len(dialects)], "/chat")
+		c.expectText(fmt.Sprintf("Welcome to the chat, user %d! %d other(s) here.", tabs+i+1, tabs+i))
+		c.expectText(fmt.Sprintf("user %d joined", tabs+i+1))
+		c.conn.SetDeadline(time.Now().Add(browserTestTimeout))
+		clients[i] = c
+	}
+	for _, c := range clients {
+		go func() {
+			for {
+				if _, _, err := c.tryRead(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+
+	burstStart := time.Now()
+	sent := make(chan error, senders)
+	for i, c := range clients {
+		go func() { sent <- sendBursts(c, i, lines) }()
+	}
+	for i, tab := range browsers {
+		step(tab, "typing a message", chromedp.SendKeys(chromedp.ID("message"), fmt.Sprintf("hello from tab %d", i+1)))
+		step(tab, "clicking Send", chromedp.Click(chromedp.ID("send")))
+	}
+	for range senders {
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := fmt.Sprintf("%s(%d, %d)", busyChatJS, tabs+1, senders)
+	for _, tab := range browsers {
+		tab.waitBusyChat("every line and hello", check, func(r busyChatReport) bool {
+			return r.Count == senders*lines && len(r.Said) == tabs
+		})
+	}
+	t.Logf("every tab had every line %v after the bursts began", time.Since(burstStart).Round(time.Millisecond))
+
+	// A last line, after all the others: a line relayed twice would show
+	// before it.
+	clients[0].send(1, []byte("done"))
+	for i, tab := range browsers {
+		r := tab.waitBusyChat("the last line", check, func(r busyChatReport) bool { return r.Done })
+		slices.Sort(r.Said)
+		if r.Count != senders*lines || !slices.Equal(r.Said, hellos) {
+			tab.errorf("tab %d: %d lines, said %q; want %d lines, said %q", i+1, r.Count, r.Said, senders*lines, hellos)
+		}
+		if state := step(tab, "reading the socket's state", chromedp.Evaluate[int](`window.ws.readyState`)); state != 1 {
+			tab.errorf("tab %d: readyState %d, want 1 (open)", i+1, state)
+		}
+	}
+	s := status(t, srv)["/chat"]
+	if s.Active != tabs+senders || s.Group == nil || *s.Group != (websocket.GroupStats{Members: tabs + senders}) {
+		t.Errorf("/chat status %+v, group %+v: want %d open and members, none disconnected or skipped", s.Stats, s.Group, tabs+senders)
+	}
+	if png, err := chromedp.Run(browsers[0].ctx, chromedp.FullScreenshot(100)); err != nil {
+		t.Errorf("taking a screenshot: %v", err)
+	} else if path, err := saveArtifact(t.Name()+".png", png); err != nil {
+		t.Errorf("saving the screenshot: %v", err)
+	} else {
+		t.Logf("screenshot of tab 1: %s", path)
 	}
 	t.Logf("scenario done after %v", time.Since(start).Round(time.Millisecond))
 }

@@ -46,8 +46,10 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	// The clients of /test, which one timer pushes the time to. A client
-	// too slow to take a push misses it, rather than being disconnected.
+	// The clients of /test, which one timer pushes the time to, with the
+	// Group's default bounds. A client that stopped reading misses pushes
+	// rather than being disconnected: each push is news that the next one
+	// replaces, and the echoes do not go through the group.
 	pushed := &websocket.Group{Slow: websocket.DropMessages}
 	test := &websocket.Handler{
 		Origins:     cfg.origins,
@@ -87,7 +89,12 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	r.Handle("/chat", chat)
 	r.Get("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]websocket.Stats{"/test": test.Stats(), "/echo": echo.Stats(), "/chat": chat.Stats()})
+		pushedStats, roomStats := pushed.Stats(), room.members.Stats()
+		json.NewEncoder(w).Encode(map[string]endpointStats{
+			"/test": {test.Stats(), &pushedStats},
+			"/echo": {Stats: echo.Stats()},
+			"/chat": {chat.Stats(), &roomStats},
+		})
 	})
 
 	// The endpoints all at once, so that clients slow to answer a close on
@@ -105,6 +112,13 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		return errors.Join(errs...)
 	}
 	return r, shutdown
+}
+
+// endpointStats is an endpoint's entry in /status: its handler's counters
+// and, for /test and /chat, their group's.
+type endpointStats struct {
+	websocket.Stats
+	Group *websocket.GroupStats `json:"group,omitempty"`
 }
 
 // serveTest is the classic demo: a greeting, then the server's time every
@@ -136,7 +150,7 @@ func serveTest(c *websocket.Conn, pushed *websocket.Group, cfg config) {
 // its sender included, prefixed with the sender's name; members of every
 // dialect share the room.
 type chatRoom struct {
-	members websocket.Group // a member that cannot keep up is disconnected
+	members websocket.Group // the defaults: a member is disconnected once its 1 MiB queue has stayed full for 5 s
 	users   atomic.Int64    // numbers the members' names
 	logger  *slog.Logger
 }
@@ -159,6 +173,9 @@ func (room *chatRoom) serve(c *websocket.Conn) {
 	for {
 		typ, msg, err := c.ReadMessage()
 		if err != nil {
+			if errors.Is(err, websocket.ErrSlowConsumer) {
+				room.logger.Warn("disconnected: too slow for the room", "remote", c.RemoteAddr().String(), "user", name)
+			}
 			return
 		}
 		if typ == websocket.BinaryMessage {

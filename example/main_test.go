@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,9 +138,13 @@ func (c *client) write(b []byte) {
 // dialects, the text frame 0x00 <payload> 0xFF.
 func (c *client) send(op byte, payload []byte) {
 	c.t.Helper()
+	c.write(c.frame(op, payload))
+}
+
+// frame is what send writes.
+func (c *client) frame(op byte, payload []byte) []byte {
 	if c.hixie() {
-		c.write(append(append([]byte{0x00}, payload...), 0xFF))
-		return
+		return append(append([]byte{0x00}, payload...), 0xFF)
 	}
 	b := []byte{0x80 | op}
 	switch n := len(payload); {
@@ -154,7 +160,7 @@ func (c *client) send(op byte, payload []byte) {
 	for i, x := range payload {
 		b = append(b, x^mask[i%4])
 	}
-	c.write(b)
+	return b
 }
 
 // read reads one frame and returns its opcode and payload; hixie text
@@ -407,22 +413,15 @@ func TestStatus(t *testing.T) {
 	c.readText()
 	handshake(t, srv, websocket.RFC6455, "/test", "http://evil.example")
 
-	resp, body := get(t, srv.URL+"/status")
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
-		t.Fatalf("GET /status: %s, Content-Type %q", resp.Status, ct)
+	stats := status(t, srv)
+	if s := stats["/echo"]; s.Accepted != 1 || s.Active != 1 || s.Group != nil {
+		t.Errorf("/echo stats %+v, group %+v: want 1 accepted and active, no group", s.Stats, s.Group)
 	}
-	var stats map[string]websocket.Stats
-	if err := json.Unmarshal(body, &stats); err != nil {
-		t.Fatalf("%v in %s", err, body)
+	if s := stats["/test"]; s.Accepted != 0 || s.Refused.Origin != 1 || s.Group == nil || *s.Group != (websocket.GroupStats{}) {
+		t.Errorf("/test stats %+v, group %+v: want 1 refused for its origin, an empty group", s.Stats, s.Group)
 	}
-	if s := stats["/echo"]; s.Accepted != 1 || s.Active != 1 {
-		t.Errorf("/echo stats %+v, want 1 accepted and active", s)
-	}
-	if s := stats["/test"]; s.Accepted != 0 || s.Refused.Origin != 1 {
-		t.Errorf("/test stats %+v, want 1 refused for its origin", s)
-	}
-	if s, ok := stats["/chat"]; !ok || s.Accepted != 0 {
-		t.Errorf("/chat stats %+v (present: %v), want present, none accepted", s, ok)
+	if s, ok := stats["/chat"]; !ok || s.Accepted != 0 || s.Group == nil || *s.Group != (websocket.GroupStats{}) {
+		t.Errorf("/chat stats %+v, group %+v (present: %v): want present, none accepted, an empty group", s.Stats, s.Group, ok)
 	}
 }
 
@@ -615,4 +614,233 @@ wait:
 		}
 	}
 	t.Logf("a received %d pushes, b %d", len(pushesA), len(pushesB))
+}
+
+// status returns /status.
+func status(t *testing.T, srv *httptest.Server) map[string]endpointStats {
+	t.Helper()
+	resp, body := get(t, srv.URL+"/status")
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
+		t.Fatalf("GET /status: %s, Content-Type %q", resp.Status, ct)
+	}
+	var stats map[string]endpointStats
+	if err := json.Unmarshal(body, &stats); err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	return stats
+}
+
+// chatLine is line j of member i in a busy room: of 30 to 70 bytes, some
+// of them multi-byte.
+func chatLine(i, j int) string {
+	return fmt.Sprintf("line %d from member %d, κόσμε %s", j, i, strings.Repeat("-", i%40))
+}
+
+// sendBursts sends c's lines as member i of a busy room, in bursts of 4
+// lines 400 ms apart (some 2 s in all), and returns what went wrong. The
+// members' bursts start 20 ms apart, 20 at a time.
+func sendBursts(c *client, i, lines int) error {
+	time.Sleep(time.Duration(i%20) * 20 * time.Millisecond)
+	for j := range lines {
+		if j > 0 && j%4 == 0 {
+			time.Sleep(400 * time.Millisecond)
+		}
+		if _, err := c.conn.Write(c.frame(1, []byte(chatLine(i, j)))); err != nil {
+			return fmt.Errorf("member %d sending line %d: %w", i, j, err)
+		}
+	}
+	return nil
+}
+
+// TestChatBusyRoom is a busy /chat, with the example's logging on: 200
+// members of every dialect, each sending 20 lines in bursts over some 2 s,
+// every member reading. Each member gets every line exactly once, in order
+// per sender, and none is disconnected: /status shows all 200 open and no
+// member disconnected or skipped by the room.
+func TestChatBusyRoom(t *testing.T) {
+	const members, lines = 200, 20
+	srv, _ := startServer(t, config{interval: time.Hour})
+	dialects := []websocket.Dialect{websocket.Hixie75, websocket.Hixie76, websocket.Hybi07, websocket.Hybi08, websocket.RFC6455}
+	clients := make([]*client, members)
+	for i := range clients {
+		c := dial(t, srv, dialects[i%len(dialects)], "/chat")
+		c.expectText(fmt.Sprintf("Welcome to the chat, user %d! %d other(s) here.", i+1, i))
+		c.expectText(fmt.Sprintf("user %d joined", i+1))
+		clients[i] = c
+	}
+	deadline := time.Now().Add(time.Minute) // bounds every read and write below: some 10 s under -race
+	for _, c := range clients {
+		c.conn.SetDeadline(deadline)
+	}
+
+	// Each reader reports on had once it had every line, then on ended
+	// once it had the last message, "user 1: done", which comes after them.
+	had, ended := make(chan error, members), make(chan error, members)
+	want := make([][]string, members) // by sender: its lines as relayed
+	for i := range want {
+		for j := range lines {
+			want[i] = append(want[i], fmt.Sprintf("user %d: %s", i+1, chatLine(i, j)))
+		}
+	}
+	for i, c := range clients {
+		go func() {
+			fail := func(format string, args ...any) {
+				had <- fmt.Errorf("member %d (%s): %s", i, c.dialect, fmt.Sprintf(format, args...))
+			}
+			next := make([]int, members) // by sender: the line due next
+			for k := i + 2; k <= members; k++ {
+				if _, p, err := c.tryRead(); err != nil || string(p) != fmt.Sprintf("user %d joined", k) {
+					fail("%q, %v, want user %d's join", p, err, k)
+					return
+				}
+			}
+			for range members * lines {
+				_, p, err := c.tryRead()
+				if err != nil {
+					fail("after %v lines: %v", next, err)
+					return
+				}
+				name, _, _ := strings.Cut(string(p), ":")
+				from, err := strconv.Atoi(strings.TrimPrefix(name, "user "))
+				if from--; err != nil || from < 0 || from >= members || next[from] == lines || string(p) != want[from][next[from]] {
+					fail("%q, want the next line of its sender (lines had by sender: %v)", p, next)
+					return
+				}
+				next[from]++
+			}
+			had <- nil
+			_, p, err := c.tryRead()
+			if err != nil || string(p) != "user 1: done" {
+				err = fmt.Errorf("member %d (%s): %q, %v, want user 1's done", i, c.dialect, p, err)
+			}
+			ended <- err
+		}()
+	}
+
+	start := time.Now()
+	sent := make(chan error, members)
+	for i, c := range clients {
+		go func() { sent <- sendBursts(c, i, lines) }()
+	}
+	for range members {
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d members sent %d lines each in %v", members, lines, time.Since(start).Round(time.Millisecond))
+	for range members {
+		if err := <-had; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("every member had every line %v after the first was sent", time.Since(start).Round(time.Millisecond))
+	clients[0].send(1, []byte("done"))
+	for range members {
+		if err := <-ended; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := status(t, srv)["/chat"]
+	if s.Accepted != members || s.Active != members || s.Group == nil || *s.Group != (websocket.GroupStats{Members: members}) {
+		t.Errorf("/chat status %+v, group %+v: want %d accepted, open and members, none disconnected or skipped", s.Stats, s.Group, members)
+	}
+}
+
+// TestChatSlowMember puts two members that never read, RFC 6455 and
+// hixie-75, in /chat with one that talks: 32 KiB lines every 5 ms. Once
+// a slow member's 1 MiB queue has stayed full for 5 s, it is disconnected:
+// it reads the lines that had reached its socket, in order, then EOF (in
+// the middle of a line if the server was writing one), without a close
+// frame; the talker gets its leave notice, and /status counts it.
+func TestChatSlowMember(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Hour})
+	var slow []*client
+	for i, d := range []websocket.Dialect{websocket.RFC6455, websocket.Hixie75} {
+		c := dial(t, srv, d, "/chat")
+		c.expectText(fmt.Sprintf("Welcome to the chat, user %d! %d other(s) here.", i+1, i))
+		c.expectText(fmt.Sprintf("user %d joined", i+1))
+		slow = append(slow, c)
+	}
+	talker := dial(t, srv, websocket.RFC6455, "/chat")
+	talker.expectText("Welcome to the chat, user 3! 2 other(s) here.")
+	talker.expectText("user 3 joined")
+	deadline := time.Now().Add(time.Minute) // bounds every read and write below: some 7 s
+	for _, c := range append(slow, talker) {
+		c.conn.SetDeadline(deadline)
+	}
+	line := func(k int) string { return fmt.Sprintf("%06d %s", k, strings.Repeat("x", 32<<10)) }
+
+	// The talker reads its own lines, in order, until both slow members
+	// have left.
+	left := make(chan error, 1)
+	go func() {
+		next, gone := 0, []string{}
+		for len(gone) < 2 {
+			_, p, err := talker.tryRead()
+			switch {
+			case err != nil:
+				left <- fmt.Errorf("talker, after %d lines: %v", next, err)
+				return
+			case strings.HasSuffix(string(p), " left"):
+				gone = append(gone, string(p))
+			case string(p) != "user 3: "+line(next):
+				left <- fmt.Errorf("talker: %.20q, want its line %d", p, next)
+				return
+			default:
+				next++
+			}
+		}
+		if slices.Sort(gone); !slices.Equal(gone, []string{"user 1 left", "user 2 left"}) {
+			left <- fmt.Errorf("talker: leave notices %q", gone)
+			return
+		}
+		left <- nil
+	}()
+
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+talk:
+	for {
+		select {
+		case err := <-left:
+			if err != nil {
+				t.Fatal(err)
+			}
+			break talk
+		case <-tick.C:
+			if _, err := talker.conn.Write(talker.frame(1, []byte(line(sent)))); err != nil {
+				t.Fatalf("talker sending line %d: %v", sent, err)
+			}
+			sent++
+		}
+	}
+	after := time.Since(start)
+	t.Logf("both slow members left %v after the first of %d lines", after.Round(time.Millisecond), sent)
+	if after < websocket.DefaultStallTimeout {
+		t.Errorf("slow members left after %v, before the stall timeout (%v)", after, websocket.DefaultStallTimeout)
+	}
+
+	for i, c := range slow {
+		for u := i + 2; u <= 3; u++ {
+			c.expectText(fmt.Sprintf("user %d joined", u))
+		}
+		k := 0
+		for ; ; k++ {
+			op, p, err := c.tryRead()
+			if err == io.EOF || err == io.ErrUnexpectedEOF { // the server closed in the middle of a write
+				t.Logf("%s: %d lines, then %v", c.dialect, k, err)
+				break
+			}
+			if err != nil || op != 1 || string(p) != "user 3: "+line(k) {
+				t.Fatalf("%s, after %d lines: opcode %d, %.20q, %v; want line %d or EOF", c.dialect, k, op, p, err, k)
+			}
+		}
+	}
+	s := status(t, srv)["/chat"]
+	if s.Accepted != 3 || s.Active != 1 || s.Group == nil || *s.Group != (websocket.GroupStats{Members: 1, Disconnected: 2}) {
+		t.Errorf("/chat status %+v, group %+v: want 3 accepted, 1 open and member, 2 disconnected", s.Stats, s.Group)
+	}
 }
