@@ -39,7 +39,8 @@ const (
 // Group is a set of connections that receive the same messages, of any
 // dialects. A broadcast is encoded once per wire form, not once per member
 // (see PreparedMessage), and queued to each member; it never waits for a
-// member's write.
+// member's write. Every member receives the group's broadcasts in the same
+// order, even when several goroutines broadcast at once.
 //
 // A member's queue is full once it holds QueueBytes. A member is slow
 // only when its queue has stayed full for StallTimeout: it stopped
@@ -161,7 +162,10 @@ func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
 	q := queuing{now: clock(), limit: limit, stall: orDefault(g.StallTimeout, DefaultStallTimeout), drop: g.Slow == DropMessages}
 	ready := readyLists.Get().(*[]*member)
 	var slow []*Conn
-	g.mu.RLock()
+	// One broadcast at a time: every member gets a group's broadcasts in
+	// the same order, and concurrent broadcasters do not contend for each
+	// member's lock in turn.
+	g.mu.Lock()
 	for _, m := range g.members {
 		if pm.typ == BinaryMessage && !m.c.dialect.hybi() {
 			continue
@@ -179,7 +183,7 @@ func (g *Group) BroadcastPrepared(pm *PreparedMessage) {
 			slow = append(slow, m.c)
 		}
 	}
-	g.mu.RUnlock()
+	g.mu.Unlock()
 	writers.add(*ready)
 	clear(*ready)
 	*ready = (*ready)[:0]
