@@ -37,10 +37,10 @@ type Config struct {
 	// library's defaults.
 	Burst  int
 	Bursts int
-	Libs       []string  // libraries, in order (default servers.Libs)
-	Tests      []string  // test names (default all, see Tests)
-	Spawn      SpawnFunc // starts a server (default SelfSpawn)
-	Log        io.Writer // progress, if not nil
+	Libs   []string  // libraries, in order (default servers.Libs)
+	Tests  []string  // test names (default all, see Tests)
+	Spawn  SpawnFunc // starts a server (default SelfSpawn)
+	Log    io.Writer // progress, if not nil
 }
 
 // Defaults of the full run and of the quick (smoke) run.
