@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -116,7 +117,10 @@ func (t *BurstTest) Run() (Result, error) {
 				for k := range t.Burst {
 					op, compressed, msg, err := readMessage(c.br, buf)
 					buf = msg
+					var ce *ErrClosed
 					switch {
+					case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ce):
+						err = fmt.Errorf("the server closed the connection (%w): did it drop the member?", err)
 					case err != nil:
 					case op != OpBinary:
 						err = fmt.Errorf("opcode %d, want %d", op, OpBinary)
