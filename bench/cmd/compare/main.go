@@ -2,10 +2,11 @@
 // through the same tests in interleaved rounds and prints a Markdown table
 // of the medians, with ratios to this library.
 //
-//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, 5-7 minutes
+//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, about 25 minutes
 //	go run ./bench/cmd/compare -quick           # smoke run, about 30 s
 //	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
+//	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 64 -bursts 3
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
