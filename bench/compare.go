@@ -23,22 +23,34 @@ type Config struct {
 	Idle     int           // connections of the idle test
 	MemConns int           // connections held by the compressed tests for their memory measure
 	Workers  int           // concurrent clients of the handshake test
-	// Members and Broadcasts: connections that join the broadcast set, and
-	// measured broadcasts (after one unmeasured), of the broadcast test.
-	Members    int
+	// Members: the sizes of the broadcast set; each broadcast test (the
+	// broadcast latency test and the burst tests) runs once for each.
+	Members []int
+	// Broadcasts: measured broadcasts (after one unmeasured) of the
+	// broadcast latency test.
 	Broadcasts int
-	Libs       []string  // libraries, in order (default servers.Libs)
-	Tests      []string  // test names (default all, see Tests)
-	Spawn      SpawnFunc // starts a server (default SelfSpawn)
-	Log        io.Writer // progress, if not nil
+	// Burst and Bursts: messages per burst, and measured bursts (after one
+	// unmeasured), of the burst tests. Burst must not exceed the smallest
+	// queue of the servers (hybi's Group: websocket.DefaultQueueSize, 64;
+	// gorilla's hub: 256; gws: unbounded), or a member that reads every
+	// message may still be disconnected, or its messages dropped, by its
+	// library's defaults.
+	Burst  int
+	Bursts int
+	Libs   []string  // libraries, in order (default servers.Libs)
+	Tests  []string  // test names (default all, see Tests)
+	Spawn  SpawnFunc // starts a server (default SelfSpawn)
+	Log    io.Writer // progress, if not nil
 }
 
 // Defaults of the full run and of the quick (smoke) run.
 var (
 	DefaultConfig = Config{Rounds: 3, Duration: 1500 * time.Millisecond, Warmup: 300 * time.Millisecond,
-		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16, Members: 10000, Broadcasts: 10}
+		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16, Members: []int{1000, 10000},
+		Broadcasts: 10, Burst: 64, Bursts: 3}
 	QuickConfig = Config{Rounds: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16, Members: 500, Broadcasts: 5}
+		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16, Members: []int{500},
+		Broadcasts: 5, Burst: 64, Bursts: 2}
 )
 
 // Test is one test of the comparison.
@@ -46,8 +58,21 @@ type Test struct {
 	Name  string       // for -tests
 	Title string       // for the table
 	Mode  servers.Mode // the server's compression mode, or servers.Broadcast
-	run   func(cfg *Config, s *Server) (loadgen.Result, error)
+	table table
+	// run runs the test on the server s; members is the size of the
+	// broadcast set (the tests of mode servers.Broadcast run once for each
+	// of Config.Members), 0 for the other tests.
+	run func(cfg *Config, s *Server, members int) (loadgen.Result, error)
 }
+
+// table is the table a test's rows go in.
+type table int
+
+const (
+	echoTable      table = iota // echo, idle, handshake, deflate
+	broadcastTable              // broadcast latency
+	burstTable                  // burst throughput
+)
 
 // Payloads of the tests, made once.
 var (
@@ -86,8 +111,8 @@ func jsonLike(n int) []byte {
 	return append(b, `"}`...)
 }
 
-func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server) (loadgen.Result, error) {
-	return func(cfg *Config, s *Server) (loadgen.Result, error) {
+func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server, int) (loadgen.Result, error) {
+	return func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
 		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, Conns: conns, Payload: payload, Op: op,
 			Warmup: cfg.Warmup, Duration: cfg.Duration, Settle: cfg.Settle}
 		switch mode {
@@ -103,30 +128,41 @@ func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(
 	}
 }
 
+func burst(payload int) func(*Config, *Server, int) (loadgen.Result, error) {
+	return func(cfg *Config, s *Server, members int) (loadgen.Result, error) {
+		t := &loadgen.BurstTest{Addr: s.Addr, PID: s.PID, Members: members, Payload: payload,
+			Burst: cfg.Burst, Warmup: 1, Bursts: cfg.Bursts}
+		return t.Run()
+	}
+}
+
 // Tests lists the tests, in the order they run in a round.
 var Tests = []Test{
-	{"echo32", "echo 32 B, 64 conns", servers.None, echo(64, 0, payload32, loadgen.OpBinary, servers.None)},
-	{"echo16k", "echo 16 KiB, 64 conns", servers.None, echo(64, 0, payload16K, loadgen.OpBinary, servers.None)},
-	{"echo1k", "echo 1 KiB, 512 conns", servers.None, echo(512, 0, payload1K, loadgen.OpBinary, servers.None)},
-	{"idle", "idle conns", servers.None, func(cfg *Config, s *Server) (loadgen.Result, error) {
+	{"echo32", "echo 32 B, 64 conns", servers.None, echoTable, echo(64, 0, payload32, loadgen.OpBinary, servers.None)},
+	{"echo16k", "echo 16 KiB, 64 conns", servers.None, echoTable, echo(64, 0, payload16K, loadgen.OpBinary, servers.None)},
+	{"echo1k", "echo 1 KiB, 512 conns", servers.None, echoTable, echo(512, 0, payload1K, loadgen.OpBinary, servers.None)},
+	{"idle", "idle conns", servers.None, echoTable, func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
 		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, MemConns: cfg.Idle, Payload: payload32,
 			Op: loadgen.OpBinary, Settle: cfg.Settle}
 		return t.Run()
 	}},
-	{"handshake", "handshakes", servers.None, func(cfg *Config, s *Server) (loadgen.Result, error) {
+	{"handshake", "handshakes", servers.None, echoTable, func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
 		t := &loadgen.HandshakeTest{Addr: s.Addr, PID: s.PID, Workers: cfg.Workers,
 			Warmup: cfg.Warmup, Duration: cfg.Duration}
 		return t.Run()
 	}},
-	{"deflate", "deflate no takeover, 1 KiB JSON, 64 conns", servers.NoTakeover,
+	{"deflate", "deflate no takeover, 1 KiB JSON, 64 conns", servers.NoTakeover, echoTable,
 		echo(64, -1, payloadJSON, loadgen.OpText, servers.NoTakeover)},
-	{"deflate-takeover", "deflate takeover, 1 KiB JSON, 64 conns", servers.Takeover,
+	{"deflate-takeover", "deflate takeover, 1 KiB JSON, 64 conns", servers.Takeover, echoTable,
 		echo(64, -1, payloadJSON, loadgen.OpText, servers.Takeover)},
-	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, func(cfg *Config, s *Server) (loadgen.Result, error) {
-		t := &loadgen.BroadcastTest{Addr: s.Addr, PID: s.PID, Members: cfg.Members, Payload: 1 << 10,
-			Warmup: 1, Broadcasts: cfg.Broadcasts, Settle: cfg.Settle}
-		return t.Run()
-	}},
+	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, broadcastTable,
+		func(cfg *Config, s *Server, members int) (loadgen.Result, error) {
+			t := &loadgen.BroadcastTest{Addr: s.Addr, PID: s.PID, Members: members, Payload: 1 << 10,
+				Warmup: 1, Broadcasts: cfg.Broadcasts, Settle: cfg.Settle}
+			return t.Run()
+		}},
+	{"burst32", "32 B binary", servers.Broadcast, burstTable, burst(32)},
+	{"burst1k", "1 KiB binary", servers.Broadcast, burstTable, burst(1 << 10)},
 }
 
 // TestNames lists the names of Tests.
@@ -141,6 +177,7 @@ func TestNames() []string {
 // Run is one test run of one library.
 type RunResult struct {
 	Test, Lib string
+	Members   int // the size of the broadcast set; 0 for the tests of other modes
 	Round     int
 	Result    loadgen.Result
 	Err       error
@@ -178,8 +215,10 @@ func Run(cfg Config) (*Results, error) {
 		}
 	}
 	if slices.ContainsFunc(tests, func(t Test) bool { return t.Mode == servers.Broadcast }) &&
-		(cfg.Members <= 0 || cfg.Broadcasts <= 0) {
-		return nil, fmt.Errorf("bad config: %d broadcast members, %d broadcasts", cfg.Members, cfg.Broadcasts)
+		(len(cfg.Members) == 0 || slices.Min(cfg.Members) <= 0 || cfg.Broadcasts <= 0 ||
+			cfg.Burst <= 0 || cfg.Burst > servers.MaxBurst || cfg.Bursts <= 0) {
+		return nil, fmt.Errorf("bad config: broadcast members %v, %d broadcasts, bursts of %d (at most %d), %d bursts",
+			cfg.Members, cfg.Broadcasts, cfg.Burst, servers.MaxBurst, cfg.Bursts)
 	}
 	for _, lib := range cfg.Libs {
 		if !slices.Contains(servers.Libs, lib) {
@@ -193,32 +232,21 @@ func Run(cfg Config) (*Results, error) {
 	for round := range cfg.Rounds {
 		libs := append(slices.Clone(cfg.Libs[round%len(cfg.Libs):]), cfg.Libs[:round%len(cfg.Libs)]...)
 		for _, t := range tests {
-			for _, lib := range libs {
-				if !servers.Supports(lib, t.Mode) {
-					continue
-				}
-				r := RunResult{Test: t.Name, Lib: lib, Round: round}
-				start := time.Now()
-				r.Result, r.Err = runOne(&cfg, t, lib)
-				res.Runs = append(res.Runs, r)
-				if cfg.Log != nil {
-					if r.Err != nil {
-						fmt.Fprintf(cfg.Log, "round %d %-16s %-8s error: %v\n", round+1, t.Name, lib, r.Err)
-					} else {
-						x := r.Result
-						line := fmt.Sprintf("round %d %-16s %-8s", round+1, t.Name, lib)
-						if b := x.Broadcast; b != nil && len(b.Last) > 0 {
-							line += fmt.Sprintf(" all have it p50 %-7s p90 %-7s (first p50 %s) cpu %.1f ms/broadcast, generator %.1f ms",
-								fmtDur(quantile(b.Last, 0.5)), fmtDur(quantile(b.Last, 0.9)), fmtDur(quantile(b.First, 0.5)),
-								x.CPUPerOp()/1e3, float64(b.GenCPU.Microseconds())/1e3/float64(x.Ops))
-						} else if x.Ops > 0 {
-							line += fmt.Sprintf(" %8.0f/s p50 %-7s p99 %-7s cpu %6.1f µs/op", x.Rate(), fmtDur(x.P50),
-								fmtDur(x.P99), x.CPUPerOp())
-						}
-						if !math.IsNaN(x.RSSPerConn) {
-							line += " rss/conn " + fmtBytes(x.RSSPerConn)
-						}
-						fmt.Fprintf(cfg.Log, "%s (%.1fs)\n", line, time.Since(start).Seconds())
+			sizes := []int{0}
+			if t.Mode == servers.Broadcast {
+				sizes = cfg.Members
+			}
+			for _, members := range sizes {
+				for _, lib := range libs {
+					if !servers.Supports(lib, t.Mode) {
+						continue
+					}
+					r := RunResult{Test: t.Name, Lib: lib, Members: members, Round: round}
+					start := time.Now()
+					r.Result, r.Err = runOne(&cfg, t, lib, members)
+					res.Runs = append(res.Runs, r)
+					if cfg.Log != nil {
+						logRun(cfg.Log, r, time.Since(start))
 					}
 				}
 			}
@@ -227,12 +255,41 @@ func Run(cfg Config) (*Results, error) {
 	return res, nil
 }
 
-func runOne(cfg *Config, t Test, lib string) (loadgen.Result, error) {
+// logRun writes a line of progress about r, which took d.
+func logRun(w io.Writer, r RunResult, d time.Duration) {
+	name := r.Test
+	if r.Members > 0 {
+		name += fmt.Sprintf(" %d", r.Members)
+	}
+	line := fmt.Sprintf("round %d %-16s %-8s", r.Round+1, name, r.Lib)
+	if r.Err != nil {
+		fmt.Fprintf(w, "%s error: %v\n", line, r.Err)
+		return
+	}
+	x := r.Result
+	if b := x.Broadcast; b != nil && len(b.Last) > 0 {
+		line += fmt.Sprintf(" all have it p50 %-7s p90 %-7s (first p50 %s) cpu %.1f ms/broadcast, generator %.1f ms",
+			fmtDur(quantile(b.Last, 0.5)), fmtDur(quantile(b.Last, 0.9)), fmtDur(quantile(b.First, 0.5)),
+			x.CPUPerOp()/1e3, float64(b.GenCPU.Microseconds())/1e3/float64(x.Ops))
+	} else if b := x.Burst; b != nil && len(b.Last) > 0 {
+		line += fmt.Sprintf(" %8.0f deliveries/s, burst p50 %-7s cpu %.2f µs/delivery, generator %.2f µs",
+			x.Rate(), fmtDur(quantile(b.Last, 0.5)), x.CPUPerOp(), float64(b.GenCPU.Microseconds())/float64(x.Ops))
+	} else if x.Ops > 0 {
+		line += fmt.Sprintf(" %8.0f/s p50 %-7s p99 %-7s cpu %6.1f µs/op", x.Rate(), fmtDur(x.P50),
+			fmtDur(x.P99), x.CPUPerOp())
+	}
+	if !math.IsNaN(x.RSSPerConn) {
+		line += " rss/conn " + fmtBytes(x.RSSPerConn)
+	}
+	fmt.Fprintf(w, "%s (%.1fs)\n", line, d.Seconds())
+}
+
+func runOne(cfg *Config, t Test, lib string, members int) (loadgen.Result, error) {
 	s, err := cfg.Spawn(lib, t.Mode)
 	if err != nil {
 		return loadgen.Result{}, err
 	}
-	r, err := t.run(cfg, s)
+	r, err := t.run(cfg, s, members)
 	if serr := s.Stop(); err == nil && serr != nil {
 		err = serr
 	}
@@ -253,6 +310,10 @@ type summary struct {
 	// one) had a broadcast, over the broadcasts of every run; syscalls per
 	// member and broadcast; the generator's CPU per broadcast (µs), and the
 	// server's CPU divided by it; RSS per member after the broadcasts.
+	// The burst tests: the same times until the last (the median) member
+	// had a whole burst, over the bursts of every run; the generator's CPU
+	// per delivery (µs), and the server's CPU divided by it (rate, cpu and
+	// sys are then per delivery).
 	broadcasts                       int
 	last50, last90, half50           time.Duration
 	sysMember, gen, cpuGen, rssAfter float64
@@ -281,13 +342,13 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return ds[min(max(i, 0), len(ds)-1)]
 }
 
-func (res *Results) summarize(test, lib string) (summary, bool) {
+func (res *Results) summarize(test, lib string, members int) (summary, bool) {
 	var s summary
 	var rate, p50, p99, cpu, sys, rss, wire []float64
 	var last, half []time.Duration
 	var sysMember, gen, cpuGen, rssAfter []float64
 	for _, r := range res.Runs {
-		if r.Test != test || r.Lib != lib {
+		if r.Test != test || r.Lib != lib || r.Members != members {
 			continue
 		}
 		s.runs++
@@ -315,6 +376,14 @@ func (res *Results) summarize(test, lib string) (summary, bool) {
 			}
 			rssAfter = append(rssAfter, b.RSSAfter)
 		}
+		if b := x.Burst; b != nil && x.Ops > 0 {
+			last = append(last, b.Last...)
+			half = append(half, b.Half...)
+			gen = append(gen, float64(b.GenCPU.Microseconds())/float64(x.Ops))
+			if b.GenCPU > 0 {
+				cpuGen = append(cpuGen, float64(x.CPU)/float64(b.GenCPU))
+			}
+		}
 		rss = append(rss, x.RSSPerConn)
 		s.verified += x.Verified
 		s.ext = x.Extensions
@@ -333,26 +402,32 @@ func (res *Results) summarize(test, lib string) (summary, bool) {
 
 // Summary is the median of one test's runs on one library, for checks.
 type Summary struct {
-	Rate     float64       // operations per second
+	Rate     float64       // operations per second (burst: deliveries per second)
 	P50, P99 time.Duration // latency
-	CPU      float64       // server µs per operation (broadcast: per broadcast)
+	CPU      float64       // server µs per operation (broadcast: per broadcast; burst: per delivery)
+	Syscalls float64       // server read and write system calls per operation
 	RSS      float64       // server bytes per connection (NaN if not measured)
-	Verified uint64        // echoes (broadcast: messages) verified, over all runs
+	Verified uint64        // echoes (broadcast, burst: messages) verified, over all runs
 	Failed   int           // runs that failed
 	Err      error         // the last failure
 
-	// The broadcast test: measured broadcasts over all runs, and the time
-	// from a trigger until every member had the message.
+	// The broadcast and burst tests: measured broadcasts (bursts) over all
+	// runs, and the time from a trigger until every member had the
+	// message (all the burst's messages); the generator's CPU per
+	// broadcast (per delivery), µs.
 	Broadcasts     int
 	Last50, Last90 time.Duration
+	GenCPU         float64
 }
 
-// Summary returns the medians of test on lib, and false if it did not run.
-func (res *Results) Summary(test, lib string) (Summary, bool) {
-	s, ok := res.summarize(test, lib)
+// Summary returns the medians of test on lib, and false if it did not run;
+// members is the size of the broadcast set for the broadcast and burst
+// tests, 0 for the others.
+func (res *Results) Summary(test, lib string, members int) (Summary, bool) {
+	s, ok := res.summarize(test, lib, members)
 	return Summary{Rate: s.rate, P50: time.Duration(s.p50), P99: time.Duration(s.p99), CPU: s.cpu,
-		RSS: s.rss, Verified: s.verified, Failed: s.failed, Err: s.err,
-		Broadcasts: s.broadcasts, Last50: s.last50, Last90: s.last90}, ok
+		Syscalls: s.sys, RSS: s.rss, Verified: s.verified, Failed: s.failed, Err: s.err,
+		Broadcasts: s.broadcasts, Last50: s.last50, Last90: s.last90, GenCPU: s.gen}, ok
 }
 
 // ratio formats x/y, or nothing if either is missing.
@@ -374,7 +449,7 @@ func (res *Results) Table(w io.Writer) {
 		if t.Mode == servers.Broadcast {
 			continue
 		}
-		b, hasBase := res.summarize(t.Name, base)
+		b, hasBase := res.summarize(t.Name, base, 0)
 		title := t.Title
 		switch t.Name {
 		case "idle":
@@ -383,7 +458,7 @@ func (res *Results) Table(w io.Writer) {
 			title = fmt.Sprintf("handshakes, %d clients", cfg.Workers)
 		}
 		for _, lib := range cfg.Libs {
-			s, ok := res.summarize(t.Name, lib)
+			s, ok := res.summarize(t.Name, lib, 0)
 			if !ok {
 				continue
 			}
@@ -411,7 +486,9 @@ func (res *Results) Table(w io.Writer) {
 	}
 	writeRows(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |", rows)
 	writeNotes(w, notes)
-	res.broadcastTable(w, len(rows)+len(notes) > 0)
+	sep := len(rows)+len(notes) > 0
+	sep = res.broadcastTable(w, sep) || sep
+	res.burstTable(w, sep)
 }
 
 // writeRows writes a markdown table, if it has rows: header, the alignment
@@ -438,35 +515,82 @@ func writeNotes(w io.Writer, notes []string) {
 	}
 }
 
-// broadcastTable writes the table of the broadcast test, if it ran.
-func (res *Results) broadcastTable(w io.Writer, sep bool) {
+// broadcastTable writes the table of the broadcast test, if it ran (after a
+// blank line if sep); it reports whether it wrote anything.
+func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
 	cfg := res.Config
 	base := cfg.Libs[0]
 	var rows, notes []string
 	for _, t := range Tests {
-		if t.Mode != servers.Broadcast {
+		if t.table != broadcastTable {
 			continue
 		}
-		title := fmt.Sprintf("%s, %d members", t.Title, cfg.Members)
-		b, hasBase := res.summarize(t.Name, base)
-		hasBase = hasBase && b.broadcasts > 0
-		for _, lib := range cfg.Libs {
-			s, ok := res.summarize(t.Name, lib)
-			if !ok {
-				continue
+		for _, members := range cfg.Members {
+			title := fmt.Sprintf("%s, %d members", t.Title, members)
+			b, hasBase := res.summarize(t.Name, base, members)
+			hasBase = hasBase && b.broadcasts > 0
+			for _, lib := range cfg.Libs {
+				s, ok := res.summarize(t.Name, lib, members)
+				if !ok {
+					continue
+				}
+				if s.failed > 0 {
+					notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
+				}
+				if s.broadcasts == 0 {
+					rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | | | |", title, lib))
+					continue
+				}
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+					title, lib, fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu/1e3),
+					fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen/1e3), fmtRatio(s.cpuGen),
+					ratio(float64(s.last50), float64(b.last50), hasBase), ratio(s.cpu, b.cpu, hasBase),
+					ratio(s.rss, b.rss, hasBase)))
 			}
-			if s.failed > 0 {
-				notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
+		}
+	}
+	if len(rows) == 0 {
+		return false
+	}
+	if sep {
+		fmt.Fprintln(w)
+	}
+	writeRows(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeNotes(w, notes)
+	return true
+}
+
+// burstTable writes the table of the burst tests, if they ran (after a
+// blank line if sep).
+func (res *Results) burstTable(w io.Writer, sep bool) {
+	cfg := res.Config
+	base := cfg.Libs[0]
+	var rows, notes []string
+	for _, t := range Tests {
+		if t.table != burstTable {
+			continue
+		}
+		for _, members := range cfg.Members {
+			title := fmt.Sprintf("%d × %s, %d members", cfg.Burst, t.Title, members)
+			b, hasBase := res.summarize(t.Name, base, members)
+			hasBase = hasBase && b.broadcasts > 0
+			for _, lib := range cfg.Libs {
+				s, ok := res.summarize(t.Name, lib, members)
+				if !ok {
+					continue
+				}
+				if s.failed > 0 {
+					notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
+				}
+				if s.broadcasts == 0 {
+					rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | |", title, lib))
+					continue
+				}
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+					title, lib, fmtRate(s.rate), fmtDur(s.last50), fmtDur(s.half50), fmtNum2(s.cpu),
+					fmtNum2(s.sys), fmtNum2(s.gen), fmtRatio(s.cpuGen),
+					ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase), ratio(s.cpuGen, b.cpuGen, hasBase)))
 			}
-			if s.broadcasts == 0 {
-				rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | | | |", title, lib))
-				continue
-			}
-			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-				title, lib, fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu/1e3),
-				fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen/1e3), fmtRatio(s.cpuGen),
-				ratio(float64(s.last50), float64(b.last50), hasBase), ratio(s.cpu, b.cpu, hasBase),
-				ratio(s.rss, b.rss, hasBase)))
 		}
 	}
 	if len(rows) == 0 {
@@ -475,7 +599,7 @@ func (res *Results) broadcastTable(w io.Writer, sep bool) {
 	if sep {
 		fmt.Fprintln(w)
 	}
-	writeRows(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeRows(w, "| burst | lib | deliveries/s | all have all p50 | half have all p50 | server CPU µs/delivery | syscalls/delivery | generator CPU µs/delivery | server CPU / generator CPU | deliveries/s vs hybi | CPU vs hybi | CPU / generator CPU vs hybi |", rows)
 	writeNotes(w, notes)
 }
 
@@ -491,6 +615,14 @@ func fmtRatio(x float64) string {
 		return ""
 	}
 	return strconv.FormatFloat(x, 'f', 2, 64)
+}
+
+// fmtNum2 formats a small number to two decimals, a larger one as fmtNum.
+func fmtNum2(x float64) string {
+	if !math.IsNaN(x) && x < 10 {
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return fmtNum(x)
 }
 
 func fmtNum(x float64) string {
@@ -533,7 +665,12 @@ func fmtBytes(b float64) string {
 
 // Describe says what was run, in one line.
 func (cfg Config) Describe() string {
+	members := make([]string, len(cfg.Members))
+	for i, n := range cfg.Members {
+		members[i] = strconv.Itoa(n)
+	}
 	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %d, memconns %d, handshake clients %d, "+
-		"broadcast members %d, broadcasts %d, libs %s", cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle,
-		cfg.MemConns, cfg.Workers, cfg.Members, cfg.Broadcasts, strings.Join(cfg.Libs, ","))
+		"broadcast members %s, broadcasts %d, bursts of %d messages %d (after 1 unmeasured), libs %s",
+		cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle, cfg.MemConns, cfg.Workers, strings.Join(members, ","),
+		cfg.Broadcasts, cfg.Burst, cfg.Bursts, strings.Join(cfg.Libs, ","))
 }

@@ -30,8 +30,9 @@ func TestQuickCompare(t *testing.T) {
 	cfg.Idle = 200
 	cfg.MemConns = 100
 	cfg.Workers = 4
-	cfg.Members = 50
+	cfg.Members = []int{50}
 	cfg.Broadcasts = 3
+	cfg.Bursts = 2
 	cfg.Libs = []string{"hybi", "gorilla"}
 	res, err := Run(cfg)
 	if err != nil {
@@ -39,7 +40,11 @@ func TestQuickCompare(t *testing.T) {
 	}
 	for _, test := range Tests {
 		for _, lib := range cfg.Libs {
-			s, ok := res.Summary(test.Name, lib)
+			members := 0
+			if test.Mode == servers.Broadcast {
+				members = cfg.Members[0]
+			}
+			s, ok := res.Summary(test.Name, lib, members)
 			if ok != servers.Supports(lib, test.Mode) {
 				t.Errorf("%s on %s: ran %v, supported %v", test.Name, lib, ok, !ok)
 			}
@@ -54,7 +59,7 @@ func TestQuickCompare(t *testing.T) {
 				t.Errorf("%s on %s: nothing verified", test.Name, lib)
 			}
 			if test.Mode == servers.Broadcast {
-				checkBroadcast(t, lib, s, cfg)
+				checkBroadcast(t, test, lib, s, cfg, members)
 				continue
 			}
 			if test.Name == "idle" {
@@ -79,11 +84,23 @@ func TestQuickCompare(t *testing.T) {
 	t.Logf("\n%s", b.String())
 }
 
-// checkBroadcast checks the summary of a broadcast test's run.
-func checkBroadcast(t *testing.T, lib string, s Summary, cfg Config) {
+// checkBroadcast checks the summary of a broadcast or burst test's run
+// with members.
+func checkBroadcast(t *testing.T, test Test, lib string, s Summary, cfg Config, members int) {
 	t.Helper()
+	if test.table == burstTable {
+		// One unmeasured burst, then cfg.Bursts, to every member.
+		if want := uint64(cfg.Rounds * (cfg.Bursts + 1) * cfg.Burst * members); s.Verified != want {
+			t.Errorf("%s on %s: %d messages verified, want %d", test.Name, lib, s.Verified, want)
+		}
+		if s.Broadcasts != cfg.Rounds*cfg.Bursts || s.Last50 <= 0 || s.Last90 < s.Last50 || !(s.Rate > 0) ||
+			math.IsNaN(s.CPU) || s.CPU < 0 || !(s.Syscalls > 0) || !(s.GenCPU >= 0) {
+			t.Errorf("%s on %s: %+v", test.Name, lib, s)
+		}
+		return
+	}
 	// One unmeasured broadcast, then cfg.Broadcasts, to every member.
-	if want := uint64(cfg.Rounds * (cfg.Broadcasts + 1) * cfg.Members); s.Verified != want {
+	if want := uint64(cfg.Rounds * (cfg.Broadcasts + 1) * members); s.Verified != want {
 		t.Errorf("broadcast on %s: %d messages verified, want %d", lib, s.Verified, want)
 	}
 	if s.Broadcasts != cfg.Rounds*cfg.Broadcasts || s.Last50 <= 0 || s.Last90 < s.Last50 ||
@@ -92,39 +109,57 @@ func checkBroadcast(t *testing.T, lib string, s Summary, cfg Config) {
 	}
 }
 
-// TestBroadcast runs the broadcast test, briefly, on every library: those
-// with a broadcast server must pass it, the others must be skipped.
+// TestBroadcast runs the broadcast and burst tests, briefly, with two sizes
+// of the broadcast set, on every library: those with a broadcast server must
+// pass them, the others must be skipped.
 func TestBroadcast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
 	cfg := QuickConfig
 	cfg.Settle = 50 * time.Millisecond
-	cfg.Members = 50
+	cfg.Members = []int{20, 50}
 	cfg.Broadcasts = 3
-	cfg.Tests = []string{"broadcast"}
+	cfg.Bursts = 2
+	cfg.Tests = []string{"broadcast", "burst32", "burst1k"}
 	res, err := Run(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, lib := range servers.Libs {
-		s, ok := res.Summary("broadcast", lib)
-		if ok != servers.Supports(lib, servers.Broadcast) {
-			t.Errorf("%s: ran %v", lib, ok)
-		}
-		if !ok {
+	for _, test := range Tests {
+		if test.Mode != servers.Broadcast {
 			continue
 		}
-		if s.Failed > 0 {
-			t.Errorf("%s: %v", lib, s.Err)
-			continue
+		for _, members := range cfg.Members {
+			for _, lib := range servers.Libs {
+				s, ok := res.Summary(test.Name, lib, members)
+				if ok != servers.Supports(lib, servers.Broadcast) {
+					t.Errorf("%s, %d members, %s: ran %v", test.Name, members, lib, ok)
+				}
+				if !ok {
+					continue
+				}
+				if s.Failed > 0 {
+					t.Errorf("%s, %d members, %s: %v", test.Name, members, lib, s.Err)
+					continue
+				}
+				checkBroadcast(t, test, lib, s, cfg, members)
+			}
 		}
-		checkBroadcast(t, lib, s, cfg)
 	}
 	var b strings.Builder
 	res.Table(&b)
-	if !strings.Contains(b.String(), "| broadcast 1 KiB binary, 50 members | gws | ") ||
-		strings.Contains(b.String(), "| ops/s |") {
+	for _, row := range []string{
+		"| broadcast 1 KiB binary, 50 members | gws | ",
+		"| broadcast 1 KiB binary, 20 members | hybi | ",
+		"| 64 × 32 B binary, 20 members | gorilla | ",
+		"| 64 × 1 KiB binary, 50 members | gws | ",
+	} {
+		if !strings.Contains(b.String(), row) {
+			t.Errorf("no row %q in the table:\n%s", row, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "| ops/s |") || !strings.Contains(b.String(), "| deliveries/s |") {
 		t.Errorf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())

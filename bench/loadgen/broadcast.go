@@ -91,16 +91,13 @@ func (t *BroadcastTest) Run() (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	conns, err := open(t.Members, func(int) (*Conn, error) { return Dial(t.Addr, "", dialTimeout) })
+	conns, err := join(t.Addr, t.Members, hc, base, timeout)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
 	if err != nil {
-		return res, err
-	}
-	if err := waitMembers(hc, base, t.Members, timeout); err != nil {
 		return res, err
 	}
 	time.Sleep(t.Settle)
@@ -231,6 +228,17 @@ func (t *BroadcastTest) Run() (Result, error) {
 	return res, nil
 }
 
+// join opens n connections to the broadcast server at addr and waits until
+// the server (at base) counts them all as members. It returns the
+// connections it opened, even on error: the caller closes them.
+func join(addr string, n int, hc *http.Client, base string, timeout time.Duration) ([]*Conn, error) {
+	conns, err := open(n, func(int) (*Conn, error) { return Dial(addr, "", dialTimeout) })
+	if err == nil {
+		err = waitMembers(hc, base, n, timeout)
+	}
+	return conns, err
+}
+
 // waitMembers polls the server until it counts want members.
 func waitMembers(hc *http.Client, base string, want int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -261,9 +269,19 @@ func waitMembers(hc *http.Client, base string, want int, timeout time.Duration) 
 	}
 }
 
-// trigger asks the server to broadcast msg.
+// trigger asks the server to broadcast msg, one message.
 func trigger(hc *http.Client, base string, msg []byte) error {
-	resp, err := hc.Post(base+BroadcastPath, "application/octet-stream", bytes.NewReader(msg))
+	return triggerBurst(hc, base, msg, 1)
+}
+
+// triggerBurst asks the server to broadcast the count messages of equal
+// length that body holds, one after the other.
+func triggerBurst(hc *http.Client, base string, body []byte, count int) error {
+	url := base + BroadcastPath
+	if count != 1 {
+		url += "?count=" + strconv.Itoa(count)
+	}
+	resp, err := hc.Post(url, "application/octet-stream", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type Result struct {
 	CompressedReplies uint64  // replies with RSV1 set
 
 	Broadcast *BroadcastResult // the broadcast test's own measures; nil for the others
+	Burst     *BurstResult     // the burst test's own measures; nil for the others
 }
 
 // Rate is operations per second in the measured window.

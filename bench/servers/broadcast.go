@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,7 +10,7 @@ import (
 
 // Broadcast is the mode of the broadcast servers (no compression): every
 // WebSocket client joins one broadcast set; a POST to BroadcastPath sends
-// its body to every member as one binary message, the library's way; a GET
+// its body to every member as binary messages, the library's way; a GET
 // of MembersPath answers the number of members.
 const Broadcast Mode = "broadcast"
 
@@ -20,22 +21,47 @@ const (
 	MembersPath   = "/members"
 )
 
+// MaxBurst bounds the count parameter of a trigger.
+const MaxBurst = 1024
+
 // broadcastMux serves the WebSocket endpoint ws and the two paths above:
-// members counts the members, send broadcasts a message to them all. The
-// trigger is answered 204 once send returns, which need not wait for any
-// member's write.
+// members counts the members, send broadcasts one message to them all.
+//
+// A POST to BroadcastPath?count=K (K 1 when absent) carries K messages of
+// equal length, one after the other: the handler splits the body and calls
+// send K times back to back, in order, as a program with K messages to
+// broadcast would call its library's broadcast. The trigger is answered 204
+// once the last send returns, which need not wait for any member's write.
 func broadcastMux(ln net.Listener, ws http.Handler, members func() int, send func([]byte) error) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BroadcastPath, func(w http.ResponseWriter, r *http.Request) {
-		// A slice of its own: the library may hold it until every member
-		// has been written.
-		msg, err := io.ReadAll(io.LimitReader(r.Body, ReadLimit))
-		if err == nil {
-			err = send(msg)
+		count := 1
+		if v := r.URL.Query().Get("count"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxBurst {
+				http.Error(w, fmt.Sprintf("count %q: want 1 to %d", v, MaxBurst), http.StatusBadRequest)
+				return
+			}
+			count = n
 		}
+		// A slice of its own: the library may hold its messages until
+		// every member has been written; nothing writes to it again.
+		body, err := io.ReadAll(io.LimitReader(r.Body, ReadLimit))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
+		}
+		if len(body)%count != 0 {
+			http.Error(w, fmt.Sprintf("%d bytes are not %d messages of equal length", len(body), count),
+				http.StatusBadRequest)
+			return
+		}
+		size := len(body) / count
+		for k := range count {
+			if err := send(body[k*size : (k+1)*size : (k+1)*size]); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -2,10 +2,11 @@
 // through the same tests in interleaved rounds and prints a Markdown table
 // of the medians, with ratios to this library.
 //
-//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, 5-7 minutes
+//	go run ./bench/cmd/compare                  # full run: 3 rounds of 1.5 s tests, about 25 minutes
 //	go run ./bench/cmd/compare -quick           # smoke run, about 30 s
 //	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
+//	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 64 -bursts 3
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
@@ -15,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,8 +35,12 @@ func main() {
 	idle := flag.Int("idle", def.Idle, "connections of the idle test")
 	memconns := flag.Int("memconns", def.MemConns, "connections held by the compressed tests for their memory measure")
 	workers := flag.Int("workers", def.Workers, "concurrent clients of the handshake test")
-	members := flag.Int("members", def.Members, "connections that join the broadcast test's set")
+	members := flag.String("members", joinInts(def.Members), "comma-separated sizes of the broadcast set: "+
+		"each broadcast and burst test runs once for each")
 	broadcasts := flag.Int("broadcasts", def.Broadcasts, "measured broadcasts of the broadcast test, each run")
+	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 64, hybi's "+
+		"default queue, for every library's defaults to keep a reading member)")
+	bursts := flag.Int("bursts", def.Bursts, "measured bursts of the burst tests, each run (after 1 unmeasured)")
 	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
 	out := flag.String("o", "", "also write the table to this file")
@@ -61,9 +67,21 @@ func main() {
 		case "workers":
 			cfg.Workers = *workers
 		case "members":
-			cfg.Members = *members
+			cfg.Members = nil
+			for v := range strings.SplitSeq(*members, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n <= 0 {
+					fmt.Fprintf(os.Stderr, "compare: bad -members %q\n", *members)
+					os.Exit(2)
+				}
+				cfg.Members = append(cfg.Members, n)
+			}
 		case "broadcasts":
 			cfg.Broadcasts = *broadcasts
+		case "burst":
+			cfg.Burst = *burst
+		case "bursts":
+			cfg.Bursts = *bursts
 		}
 	})
 	if *libs != "" {
@@ -96,4 +114,12 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }
