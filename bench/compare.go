@@ -31,10 +31,10 @@ type Config struct {
 	Broadcasts int
 	// Burst and Bursts: messages per burst, and measured bursts (after one
 	// unmeasured), of the burst tests. Burst must not exceed the smallest
-	// queue of the servers (hybi's Group: websocket.DefaultQueueSize, 64;
-	// gorilla's hub: 256; gws: unbounded), or a member that reads every
-	// message may still be disconnected, or its messages dropped, by its
-	// library's defaults.
+	// queue of the servers (gorilla's hub: 256 messages; hybi's Group: 1
+	// MiB, and a member is slow only once its queue stayed full for 5 s;
+	// gws: unbounded), or a member that reads every message may still be
+	// disconnected, or its messages dropped, by its library's defaults.
 	Burst  int
 	Bursts int
 	Libs   []string  // libraries, in order (default servers.Libs)
@@ -47,10 +47,10 @@ type Config struct {
 var (
 	DefaultConfig = Config{Rounds: 3, Duration: 1500 * time.Millisecond, Warmup: 300 * time.Millisecond,
 		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16, Members: []int{1000, 10000},
-		Broadcasts: 10, Burst: 64, Bursts: 3}
+		Broadcasts: 10, Burst: 100, Bursts: 3}
 	QuickConfig = Config{Rounds: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16, Members: []int{500},
-		Broadcasts: 5, Burst: 64, Bursts: 2}
+		Broadcasts: 5, Burst: 100, Bursts: 2}
 )
 
 // Test is one test of the comparison.

@@ -152,8 +152,8 @@ func TestBroadcast(t *testing.T) {
 	for _, row := range []string{
 		"| broadcast 1 KiB binary, 50 members | gws | ",
 		"| broadcast 1 KiB binary, 20 members | hybi | ",
-		"| 64 × 32 B binary, 20 members | gorilla | ",
-		"| 64 × 1 KiB binary, 50 members | gws | ",
+		"| 100 × 32 B binary, 20 members | gorilla | ",
+		"| 100 × 1 KiB binary, 50 members | gws | ",
 	} {
 		if !strings.Contains(b.String(), row) {
 			t.Errorf("no row %q in the table:\n%s", row, b.String())

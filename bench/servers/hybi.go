@@ -43,7 +43,8 @@ func serveHybi(ln net.Listener, mode Mode) error {
 // broadcastHybi is a websocket.Group: each connection joins it in Serve,
 // whose read loop only keeps reading (for pings and the close), and each
 // trigger is one Group.Broadcast, with the group's defaults (queues of
-// DefaultQueueSize, slow members disconnected).
+// DefaultQueueBytes, members slow once full for DefaultStallTimeout
+// disconnected).
 func broadcastHybi(ln net.Listener) error {
 	g := &websocket.Group{}
 	h := &websocket.Handler{

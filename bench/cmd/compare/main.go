@@ -6,7 +6,7 @@
 //	go run ./bench/cmd/compare -quick           # smoke run, about 30 s
 //	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
-//	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 64 -bursts 3
+//	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 100 -bursts 3
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
@@ -38,8 +38,8 @@ func main() {
 	members := flag.String("members", joinInts(def.Members), "comma-separated sizes of the broadcast set: "+
 		"each broadcast and burst test runs once for each")
 	broadcasts := flag.Int("broadcasts", def.Broadcasts, "measured broadcasts of the broadcast test, each run")
-	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 64, hybi's "+
-		"default queue, for every library's defaults to keep a reading member)")
+	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 256, gorilla's "+
+		"hub's queue, for every library's defaults to keep a reading member)")
 	bursts := flag.Int("bursts", def.Bursts, "measured bursts of the burst tests, each run (after 1 unmeasured)")
 	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
