@@ -30,7 +30,7 @@ var largeKinds = []string{"fragments", "hixie", "deflate"}
 // largeClient sends large messages from a raw socket, generating them as
 // it goes, so that the process holds no copy of them: binary in masked
 // 1-byte fragments, printable ASCII in a hixie-76 frame, or text of words
-// from a small vocabulary (which deflates about 3 to 1) as deflated frames
+// from a small vocabulary (which deflates about 4 to 1) as deflated frames
 // of about 64 KiB.
 type largeClient struct {
 	*rawClient

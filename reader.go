@@ -253,7 +253,8 @@ type chunks struct {
 
 const chunkSize = 1 << 20
 
-// chunksHeld counts the chunks of all connections not yet freed.
+// chunksHeld counts the chunks of all connections not yet freed: none
+// while no large message is being read, whatever became of the last one.
 var chunksHeld atomic.Int64
 
 // space is the free part of the last chunk, or a new chunk.
