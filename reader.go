@@ -306,5 +306,6 @@ func (m *chunks) free() {
 func (m *chunks) freeFirst() {
 	freeChunk(m.list[0])
 	chunksHeld.Add(-1)
+	m.list[0] = nil // a heap chunk is garbage now
 	m.list = m.list[1:]
 }
