@@ -66,6 +66,20 @@ func BenchmarkReadMessage(b *testing.B) {
 	}
 }
 
+// BenchmarkReadLargeMessage reads 8 MiB messages, each one frame, with
+// ReadMessage: past its first MiB, a message is gathered in chunks.
+func BenchmarkReadLargeMessage(b *testing.B) {
+	const n = 8 << 20
+	c := benchConn(RFC6455, clientFrame(true, 2, make([]byte, n)), &Handler{ReadLimit: -1})
+	b.SetBytes(n)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, msg, err := c.ReadMessage(); err != nil || len(msg) != n {
+			b.Fatal(err, len(msg))
+		}
+	}
+}
+
 func BenchmarkWriteMessage(b *testing.B) {
 	for _, d := range []Dialect{RFC6455, Hixie76} {
 		for _, n := range benchSizes {

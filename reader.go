@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // Sizes of a connection's read buffer while it has one: small, unless the
@@ -238,4 +241,71 @@ func (cr *connReader) ReadByte() (byte, error) {
 	b := (*cr.buf)[cr.r]
 	cr.consumed(1)
 	return b, nil
+}
+
+// chunks holds the rest of a large message while it arrives (see
+// Conn.AppendMessage), in pieces of chunkSize bytes of memory that
+// newChunk takes outside the Go heap where it can.
+type chunks struct {
+	list [][]byte // the chunks not yet freed
+	size int      // bytes read into them
+}
+
+const chunkSize = 1 << 20
+
+// chunksHeld counts the chunks of all connections not yet freed: none
+// while no large message is being read, whatever became of the last one.
+var chunksHeld atomic.Int64
+
+// space is the free part of the last chunk, or a new chunk.
+func (m *chunks) space() ([]byte, error) {
+	if free := len(m.list)*chunkSize - m.size; free > 0 {
+		return m.list[len(m.list)-1][chunkSize-free:], nil
+	}
+	b, err := newChunk()
+	if err != nil {
+		return nil, err
+	}
+	chunksHeld.Add(1)
+	m.list = append(m.list, b)
+	return b, nil
+}
+
+// appendTo appends what the chunks hold to dst, which is full, in one
+// allocation, and frees each chunk once it is copied. The allocation is a
+// strings.Builder's: make, append and slices.Grow clear memory that the
+// heap used before, which makes all of it resident at once, while the
+// chunks still are; the Builder's is not cleared, and becomes resident
+// only as the copy reaches it. Its bytes are handed out as a slice (the
+// string is dropped), with append's capacity: a quarter more than dst's at
+// least, for callers that gather many messages in one buffer.
+func (m *chunks) appendTo(dst []byte) []byte {
+	if m.size == 0 {
+		return dst
+	}
+	n := len(dst) + m.size
+	var b strings.Builder
+	b.Grow(max(n, len(dst)+len(dst)/4))
+	b.Write(dst)
+	for left := m.size; len(m.list) > 0; left -= chunkSize {
+		b.Write(m.list[0][:min(left, chunkSize)])
+		m.freeFirst()
+	}
+	out := unsafe.Slice(unsafe.StringData(b.String()), b.Cap())
+	clear(out[n:]) // what the heap held before
+	return out[:n]
+}
+
+// free frees the chunks not yet freed.
+func (m *chunks) free() {
+	for len(m.list) > 0 {
+		m.freeFirst()
+	}
+}
+
+func (m *chunks) freeFirst() {
+	freeChunk(m.list[0])
+	chunksHeld.Add(-1)
+	m.list[0] = nil // a heap chunk is garbage now
+	m.list = m.list[1:]
 }
