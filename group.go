@@ -270,6 +270,13 @@ func (m *member) take(b *frameBatch) bool {
 		b.msgs = append(b.msgs, pm)
 	}
 	m.bytes -= size
+	if m.head >= 64 && 2*m.head >= len(m.queue) {
+		// A member always a little behind never empties its queue: move
+		// what waits to the front, or the slice would grow for good.
+		n := copy(m.queue, m.queue[m.head:])
+		clear(m.queue[n:])
+		m.queue, m.head = m.queue[:n], 0
+	}
 	return true
 }
 
@@ -286,9 +293,9 @@ func (m *member) abandon() {
 type written int
 
 const (
-	writtenAll     written = iota // the queue was empty, or became so
-	writtenMore                   // a batch went out: the member has more
-	writtenHandoff                // the member's own goroutine took over, with the batch
+	writtenDone    written = iota // its queue is empty, or cannot be written, or its own goroutine has it
+	writtenMore                   // a batch went out: the member may have more
+	writtenHandoff                // its own goroutine took over, with the batch
 )
 
 // tryWrite writes a batch of m's queue for a shared writer, which must not
@@ -298,17 +305,17 @@ func (m *member) tryWrite(b *frameBatch) written {
 	c := m.c
 	if !c.msgMu.TryLock() {
 		go m.drain(nil)
-		return writtenAll
+		return writtenDone
 	}
 	if !c.wmu.TryLock() {
 		c.msgMu.Unlock()
 		go m.drain(nil)
-		return writtenAll
+		return writtenDone
 	}
 	if !m.take(b) {
 		c.wmu.Unlock()
 		c.msgMu.Unlock()
-		return writtenAll
+		return writtenDone
 	}
 	err := c.sendBatch(b, false)
 	if err == errWouldBlock {
@@ -321,7 +328,7 @@ func (m *member) tryWrite(b *frameBatch) written {
 	b.reset()
 	if err != nil {
 		m.abandon()
-		return writtenAll
+		return writtenDone
 	}
 	return writtenMore
 }

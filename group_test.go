@@ -580,3 +580,31 @@ func TestGroupConcurrency(t *testing.T) {
 	within(t, 5*time.Second, "the readers' end", readers.Wait)
 	t.Logf("stats %+v", g.Stats())
 }
+
+// TestGroupQueueBounded keeps a member a thousand messages behind for a
+// million messages: what its queue holds stays bounded, as the queue never
+// empties.
+func TestGroupQueueBounded(t *testing.T) {
+	m := &member{}
+	q := queuing{limit: 1 << 30, stall: time.Hour}
+	pm, _ := NewPreparedMessage(TextMessage, []byte("x"))
+	b := getBatch()
+	for range 1000 {
+		q.enqueue(m, pm)
+	}
+	for range 1000 {
+		for range maxBatchFrames {
+			q.enqueue(m, pm)
+		}
+		if !m.take(b) || len(b.msgs) != maxBatchFrames {
+			t.Fatalf("took %d messages, want %d", len(b.msgs), maxBatchFrames)
+		}
+		b.reset()
+	}
+	if waiting := len(m.queue) - m.head; waiting != 1000 || m.bytes != 1000 {
+		t.Errorf("%d messages (%d bytes) waiting, want 1000", waiting, m.bytes)
+	}
+	if cap(m.queue) > 8*maxBatchFrames {
+		t.Errorf("the queue's slice holds %d, for 1000 waiting", cap(m.queue))
+	}
+}
