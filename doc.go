@@ -36,7 +36,9 @@
 // Any number of goroutines may write at once (a ticker and a handler, say):
 // WriteMessage and WriteText send a message whole, NextWriter streams one,
 // WritePreparedMessage and Group send one message to many connections,
-// encoded once.
+// encoded once. A Group never waits for a member: it queues, and a member
+// is slow (disconnected, or skipped) only when its queue has stayed full
+// for the group's StallTimeout, not when a burst fills it.
 //
 // A connection waiting for its peer holds no read or write buffer (on a
 // plain socket under Linux, and over TLS), and on Linux reading, writing
