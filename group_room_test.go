@@ -110,6 +110,7 @@ func TestGroupBusyRoom(t *testing.T) {
 	errs := make(chan error, members)
 	burst := make(chan bool, members) // each reader: whether it had every line
 	endAt := make([]time.Time, members)
+	flooded := make([]atomic.Int64, members) // flood messages each reader has
 	for i, p := range peers {
 		wg.Go(func() {
 			hadAll := false
@@ -150,6 +151,7 @@ func TestGroupBusyRoom(t *testing.T) {
 					errs <- fmt.Errorf("member %d (%s): flood message %d is %.20q", i, p, k, msg)
 					return
 				}
+				flooded[i].Add(1)
 			}
 		})
 	}
@@ -184,15 +186,29 @@ func TestGroupBusyRoom(t *testing.T) {
 	t.Logf("%d members sent %d lines each, and had all lines, in %v", members, lines, time.Since(start))
 
 	// The flood: 4 KB lines, until the members that never read have
-	// filled their sockets and queues, and StallTimeout has passed.
+	// filled their sockets and queues, and StallTimeout has passed. The
+	// readers set the pace (each at most 8 lines behind), so that however
+	// slow this machine, they keep up: a reader of a room that sends
+	// faster than it reads would be slow, and rightly disconnected.
 	floodStart := time.Now()
 	k := 0
+	behind := func() bool {
+		for i := range flooded {
+			if flooded[i].Load() < int64(k-8) {
+				return true
+			}
+		}
+		return false
+	}
+	floodEnd := floodStart.Add(stall + time.Duration(1+3*raceEnabled)*20*time.Second)
 	for ; g.Stats().Disconnected < 3; k++ {
-		if k == 20000 || time.Since(floodStart) > stall+time.Duration(1+3*raceEnabled)*20*time.Second {
-			t.Fatalf("after %d messages, %v: stats %+v", k, time.Since(floodStart), g.Stats())
+		for behind() || k == 20000 {
+			if time.Now().After(floodEnd) {
+				t.Fatalf("after %d messages, %v: stats %+v", k, time.Since(floodStart), g.Stats())
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
 		g.BroadcastText(floodMessage(k))
-		time.Sleep(500 * time.Microsecond)
 	}
 	disconnectedAfter := time.Since(floodStart)
 	endSent := time.Now()
