@@ -406,6 +406,7 @@ func TestGroupChurn(t *testing.T) {
 	waitLen(t, g, 2)
 
 	var sent atomic.Int64
+	var read [2]atomic.Int64 // what each streamer has
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -418,7 +419,16 @@ func TestGroupChurn(t *testing.T) {
 			default:
 			}
 			g.BroadcastText("stream " + strconv.Itoa(k) + strings.Repeat(" ·", k%200))
-			time.Sleep(100 * time.Microsecond)
+			// Paced by the streamers (at most 100 messages behind), which
+			// a loaded machine may slow down.
+			for read[0].Load() < int64(k-100) || read[1].Load() < int64(k-100) {
+				select {
+				case <-stop:
+				case <-time.After(100 * time.Microsecond):
+					continue
+				}
+				break
+			}
 		}
 		g.BroadcastText("end")
 		sent.Store(20000)
@@ -442,6 +452,7 @@ func TestGroupChurn(t *testing.T) {
 					errs <- fmt.Errorf("%s: message %d is %.20q", p, k, msg)
 					return
 				}
+				read[s].Add(1)
 			}
 		})
 	}
