@@ -258,6 +258,7 @@ func TestGroupLargeRoom(t *testing.T) {
 	if raceEnabled == 1 {
 		members = 1000
 	}
+	base := runtime.NumGoroutine()
 	g := &Group{}
 	var mu sync.Mutex
 	order := make([]int, members) // member id -> its place in the group's joining order
@@ -381,6 +382,11 @@ func TestGroupLargeRoom(t *testing.T) {
 	if s := g.Stats(); s.Members != members-nLeavers || s.Disconnected != 0 || s.Dropped != 0 {
 		t.Errorf("stats %+v", s)
 	}
+	for _, p := range peers {
+		p.conn.Close()
+	}
+	srv.Close()
+	waitGoroutines(t, "the room closed", base)
 }
 
 // htPollFor polls cond until it holds, failing the test after d.

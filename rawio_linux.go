@@ -20,7 +20,7 @@ func (c *Conn) useRawSocket() {
 	if err != nil {
 		return
 	}
-	c.rw.fn = c.writev
+	c.rw.init(c)
 	c.br.raw, c.br.rawFn = raw, c.br.readRaw
 }
 
@@ -55,14 +55,21 @@ func socketError(op string, conn net.Conn, err error) error {
 	return &net.OpError{Op: op, Net: conn.LocalAddr().Network(), Source: conn.LocalAddr(), Addr: conn.RemoteAddr(), Err: err}
 }
 
-// rawWriter writes a frame's parts with writev, without a copy and
-// without a deadline until the socket is full.
+// rawWriter writes iovecs with writev, without a copy and without a
+// deadline until the socket is full: a frame's parts for its Conn, or a
+// group member's batch of frames.
 type rawWriter struct {
-	iov       [3]syscall.Iovec
-	next, end uint8 // iov[next:end] is what is left to write
-	blocked   bool  // the socket filled up and a write deadline was armed
-	err       error
-	fn        func(fd uintptr) bool
+	c       *Conn
+	iov     []syscall.Iovec  // what is left to write
+	parts   [3]syscall.Iovec // a frame's parts, for the Conn's own writes
+	wait    bool             // wait for room, or return when the socket is full
+	blocked bool             // the socket filled up and a write deadline was armed
+	errno   syscall.Errno
+	fn      func(fd uintptr) bool // writev, made once
+}
+
+func (w *rawWriter) init(c *Conn) {
+	w.c, w.fn = c, w.writev
 }
 
 // send writes pre, p and post, one frame (wmu held). On a plain socket it
@@ -70,96 +77,102 @@ type rawWriter struct {
 // that would block arms the write timeout: a write that completes at once
 // needs no timer.
 func (c *Conn) send(pre, p, post []byte) error {
-	raw := c.br.raw
-	if raw == nil {
+	if c.br.raw == nil {
 		return c.sendConn(pre, p, post)
 	}
 	w := &c.rw
-	w.next, w.end, w.err = 0, 0, nil
+	w.iov = w.parts[:0]
 	w.add(pre)
 	w.add(p)
 	w.add(post)
-	err := raw.Write(w.fn)
-	if w.blocked {
-		w.blocked = false
-		c.restoreWriteDeadline()
-	}
-	w.iov = [3]syscall.Iovec{} // keep no reference to the caller's bytes
-	if err != nil {
-		return err
-	}
-	return w.err
+	w.wait, w.errno = true, 0
+	err := w.done(c.br.raw.Write(w.fn))      // not through write: one frame less on a 2 KiB stack
+	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
+	return err
 }
 
 func (w *rawWriter) add(b []byte) {
 	if len(b) > 0 {
-		v := &w.iov[w.end]
-		v.Base = unsafe.SliceData(b)
-		v.SetLen(len(b))
-		w.end++
+		w.iov = append(w.iov, iovec(b))
 	}
 }
 
-// writev is the function raw.Write calls.
-func (c *Conn) writev(fd uintptr) bool {
-	w := &c.rw
-	rest, errno := writeIovecs(fd, w.iov[w.next:w.end])
-	w.next = w.end - uint8(len(rest))
-	switch errno {
-	case 0:
-	case syscall.EAGAIN:
-		if !w.blocked {
-			w.blocked = true
-			c.armWriteDeadline()
-		}
-		return false // wait until the socket has room
-	default:
-		w.err = socketError("write", c.netConn, errno)
-	}
-	return true
+func iovec(b []byte) syscall.Iovec {
+	v := syscall.Iovec{Base: unsafe.SliceData(b)}
+	v.SetLen(len(b))
+	return v
 }
 
-// writeIovecs writes iov to fd until all is written, the socket is full
-// (EAGAIN) or the write fails, and returns what is left and the error
-// number (0 once all is written). It advances the iovecs as it goes.
-func writeIovecs(fd uintptr, iov []syscall.Iovec) ([]syscall.Iovec, syscall.Errno) {
-	for len(iov) > 0 {
-		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(min(len(iov), maxBatchFrames)))
+// write writes w.iov to its Conn's socket (wmu held), waiting for room if
+// wait; if not, it returns errWouldBlock when the socket could not take
+// it all, and a later write(true) writes the rest.
+func (w *rawWriter) write(wait bool) error {
+	w.wait, w.errno = wait, 0
+	return w.done(w.c.br.raw.Write(w.fn))
+}
+
+// done is what a write through raw.Write comes to.
+func (w *rawWriter) done(err error) error {
+	if w.blocked {
+		w.blocked = false
+		w.c.restoreWriteDeadline()
+	}
+	switch {
+	case err != nil:
+	case w.errno != 0:
+		err = socketError("write", w.c.netConn, w.errno)
+	case len(w.iov) > 0:
+		err = errWouldBlock
+	}
+	return err
+}
+
+// writev is the function raw.Write calls: it writes w.iov, advancing it,
+// until all is written, the write fails, or the socket is full (then it
+// waits, arming the write timeout, or returns).
+func (w *rawWriter) writev(fd uintptr) bool {
+	for len(w.iov) > 0 {
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
 		switch errno {
 		case 0:
 		case syscall.EINTR:
 			continue
+		case syscall.EAGAIN:
+			if !w.wait {
+				return true
+			}
+			if !w.blocked {
+				w.blocked = true
+				w.c.armWriteDeadline()
+			}
+			return false
 		default:
-			return iov, errno
+			w.errno = errno
+			return true
 		}
 		for n > 0 {
-			v := &iov[0]
+			v := &w.iov[0]
 			if l := uintptr(v.Len); n < l {
 				v.Base = (*byte)(unsafe.Add(unsafe.Pointer(v.Base), n))
 				v.SetLen(int(l - n))
 				break
 			}
 			n -= uintptr(v.Len)
-			iov = iov[1:]
+			w.iov = w.iov[1:]
 		}
 	}
-	return iov, 0
+	return true
 }
 
 // rawBatch is a group member's batch of frames as one vectored write.
 type rawBatch struct {
-	c       *Conn
-	all     []syscall.Iovec
-	iov     []syscall.Iovec // what is left to write
-	wait    bool            // wait for room, or return when the socket is full
-	blocked bool            // the socket filled up and a write deadline was armed
-	err     error
-	fn      func(fd uintptr) bool // writev, made once per batch
+	w    rawWriter
+	vecs []syscall.Iovec
 }
 
-func (w *rawBatch) reset() {
-	clear(w.all) // keep no reference to the frames
-	w.c, w.all, w.iov, w.err = nil, w.all[:0], nil, nil
+func (rb *rawBatch) reset() {
+	clear(rb.vecs) // keep no reference to the frames
+	rb.vecs, rb.w.iov, rb.w.c = rb.vecs[:0], nil, nil
 }
 
 // sendFrames writes b's frames (msgMu and wmu held): on a plain socket as
@@ -169,64 +182,18 @@ func (c *Conn) sendFrames(b *frameBatch, wait bool) error {
 	if c.br.raw == nil {
 		return c.sendFramesConn(b.frames)
 	}
-	w := &b.raw
-	if w.fn == nil {
-		w.fn = w.writev
+	rb := &b.raw
+	if rb.w.fn == nil {
+		rb.w.fn = rb.w.writev
 	}
-	w.c = c
+	rb.w.c = c
 	for _, f := range b.frames {
-		var v syscall.Iovec
-		v.Base = unsafe.SliceData(f)
-		v.SetLen(len(f))
-		w.all = append(w.all, v)
+		rb.vecs = append(rb.vecs, iovec(f))
 	}
-	w.iov = w.all
-	if !wait {
-		w.wait = false
-		if err := c.br.raw.Write(w.fn); err != nil {
-			return err
-		}
-		if w.err == nil && len(w.iov) > 0 {
-			return errWouldBlock
-		}
-		return w.err
-	}
-	return c.finishBatch(b)
+	rb.w.iov = rb.vecs
+	return rb.w.write(wait)
 }
 
 // finishBatch writes what is left of b, waiting for room (msgMu and wmu
 // held), within the write timeout.
-func (c *Conn) finishBatch(b *frameBatch) error {
-	w := &b.raw
-	w.wait = true
-	err := c.br.raw.Write(w.fn)
-	if w.blocked {
-		w.blocked = false
-		c.restoreWriteDeadline()
-	}
-	if err != nil {
-		return err
-	}
-	return w.err
-}
-
-// writev is the function raw.Write calls for a batch.
-func (w *rawBatch) writev(fd uintptr) bool {
-	rest, errno := writeIovecs(fd, w.iov)
-	w.iov = rest
-	switch errno {
-	case 0:
-	case syscall.EAGAIN:
-		if !w.wait {
-			return true // the caller hands the rest to a goroutine that may wait
-		}
-		if !w.blocked {
-			w.blocked = true
-			w.c.armWriteDeadline()
-		}
-		return false
-	default:
-		w.err = socketError("write", w.c.netConn, errno)
-	}
-	return true
-}
+func (c *Conn) finishBatch(b *frameBatch) error { return b.raw.w.write(true) }
