@@ -518,15 +518,50 @@ func writeNotes(w io.Writer, notes []string) {
 // broadcastTable writes the table of the broadcast test, if it ran (after a
 // blank line if sep); it reports whether it wrote anything.
 func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
+	return res.membersTable(w, sep, broadcastTable,
+		func(t Test, members int) string { return fmt.Sprintf("%s, %d members", t.Title, members) },
+		"| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |",
+		func(s, b summary, hasBase bool) []string {
+			return []string{fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu / 1e3),
+				fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen / 1e3), fmtRatio(s.cpuGen),
+				ratio(float64(s.last50), float64(b.last50), hasBase), ratio(s.cpu, b.cpu, hasBase),
+				ratio(s.rss, b.rss, hasBase)}
+		})
+}
+
+// burstTable writes the table of the burst tests, if they ran (after a
+// blank line if sep).
+func (res *Results) burstTable(w io.Writer, sep bool) {
+	res.membersTable(w, sep, burstTable,
+		func(t Test, members int) string {
+			return fmt.Sprintf("%d × %s, %d members", res.Config.Burst, t.Title, members)
+		},
+		"| burst | lib | deliveries/s | all have all p50 | half have all p50 | server CPU µs/delivery | syscalls/delivery | generator CPU µs/delivery | server CPU / generator CPU | deliveries/s vs hybi | CPU vs hybi | CPU / generator CPU vs hybi |",
+		func(s, b summary, hasBase bool) []string {
+			return []string{fmtRate(s.rate), fmtDur(s.last50), fmtDur(s.half50), fmtNum2(s.cpu),
+				fmtNum2(s.sys), fmtNum2(s.gen), fmtRatio(s.cpuGen),
+				ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase), ratio(s.cpuGen, b.cpuGen, hasBase)}
+		})
+}
+
+// membersTable writes the table of the tests of kind table (which run once
+// for each size of the broadcast set), if they ran (after a blank line if
+// sep), then its notes; it reports whether it wrote anything. A case's
+// rows are titled by title; header is the table's header; row gives a
+// library's columns after the case and the library, from its summary s
+// and that of the first library, b (hasBase: b ran and measured).
+func (res *Results) membersTable(w io.Writer, sep bool, table table, title func(t Test, members int) string,
+	header string, row func(s, b summary, hasBase bool) []string) bool {
 	cfg := res.Config
 	base := cfg.Libs[0]
+	failed := " failed |" + strings.Repeat(" |", strings.Count(header, "|")-4)
 	var rows, notes []string
 	for _, t := range Tests {
-		if t.table != broadcastTable {
+		if t.table != table {
 			continue
 		}
 		for _, members := range cfg.Members {
-			title := fmt.Sprintf("%s, %d members", t.Title, members)
+			title := title(t, members)
 			b, hasBase := res.summarize(t.Name, base, members)
 			hasBase = hasBase && b.broadcasts > 0
 			for _, lib := range cfg.Libs {
@@ -538,14 +573,10 @@ func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
 					notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
 				}
 				if s.broadcasts == 0 {
-					rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | | | |", title, lib))
+					rows = append(rows, fmt.Sprintf("| %s | %s |%s", title, lib, failed))
 					continue
 				}
-				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-					title, lib, fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu/1e3),
-					fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen/1e3), fmtRatio(s.cpuGen),
-					ratio(float64(s.last50), float64(b.last50), hasBase), ratio(s.cpu, b.cpu, hasBase),
-					ratio(s.rss, b.rss, hasBase)))
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s |", title, lib, strings.Join(row(s, b, hasBase), " | ")))
 			}
 		}
 	}
@@ -555,52 +586,9 @@ func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
 	if sep {
 		fmt.Fprintln(w)
 	}
-	writeRows(w, "| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeRows(w, header, rows)
 	writeNotes(w, notes)
 	return true
-}
-
-// burstTable writes the table of the burst tests, if they ran (after a
-// blank line if sep).
-func (res *Results) burstTable(w io.Writer, sep bool) {
-	cfg := res.Config
-	base := cfg.Libs[0]
-	var rows, notes []string
-	for _, t := range Tests {
-		if t.table != burstTable {
-			continue
-		}
-		for _, members := range cfg.Members {
-			title := fmt.Sprintf("%d × %s, %d members", cfg.Burst, t.Title, members)
-			b, hasBase := res.summarize(t.Name, base, members)
-			hasBase = hasBase && b.broadcasts > 0
-			for _, lib := range cfg.Libs {
-				s, ok := res.summarize(t.Name, lib, members)
-				if !ok {
-					continue
-				}
-				if s.failed > 0 {
-					notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
-				}
-				if s.broadcasts == 0 {
-					rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | | |", title, lib))
-					continue
-				}
-				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-					title, lib, fmtRate(s.rate), fmtDur(s.last50), fmtDur(s.half50), fmtNum2(s.cpu),
-					fmtNum2(s.sys), fmtNum2(s.gen), fmtRatio(s.cpuGen),
-					ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase), ratio(s.cpuGen, b.cpuGen, hasBase)))
-			}
-		}
-	}
-	if len(rows) == 0 {
-		return
-	}
-	if sep {
-		fmt.Fprintln(w)
-	}
-	writeRows(w, "| burst | lib | deliveries/s | all have all p50 | half have all p50 | server CPU µs/delivery | syscalls/delivery | generator CPU µs/delivery | server CPU / generator CPU | deliveries/s vs hybi | CPU vs hybi | CPU / generator CPU vs hybi |", rows)
-	writeNotes(w, notes)
 }
 
 func fmtRate(x float64) string {

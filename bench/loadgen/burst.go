@@ -58,63 +58,127 @@ type BurstResult struct {
 // Run runs the test.
 func (t *BurstTest) Run() (Result, error) {
 	res := Result{RSSPerConn: math.NaN(), Burst: &BurstResult{}}
-	br := res.Burst
 	if t.Members <= 0 || t.Burst <= 0 || t.Bursts <= 0 || t.Payload < 8 || t.Warmup < 0 {
 		return res, fmt.Errorf("bad burst test: %+v", *t)
 	}
-	timeout := t.Timeout
+	m, err := (&bursts{addr: t.Addr, pid: t.PID, members: t.Members, payload: t.Payload, burst: t.Burst,
+		warmup: t.Warmup, measured: t.Bursts, timeout: t.Timeout, name: "burst"}).run(&res)
+	res.Burst.Last, res.Burst.Half, res.Burst.GenCPU = m.last, m.half, m.genCPU
+	for _, d := range m.last {
+		res.Elapsed += d
+	}
+	res.Ops = uint64(t.Members) * uint64(t.Burst) * uint64(len(m.last))
+	return res, err
+}
+
+// bursts is what BurstTest and BroadcastTest share (a broadcast is a burst
+// of one message): members join the broadcast server at addr; warmup
+// unmeasured and then measured bursts of burst messages of payload bytes
+// are triggered, one at a time, each once every member has every message
+// of the previous one; a reader per member checks that it gets every
+// message exactly once, byte for byte and in order, and nothing more.
+type bursts struct {
+	addr             string
+	pid              int
+	members          int
+	payload, burst   int           // bytes per message (the first 8 number it if there are 8), messages per burst
+	warmup, measured int           // bursts
+	timeout          time.Duration // for each burst and for the members to join (0: 60 s)
+	name             string        // what errors call a burst: "burst", "broadcast"
+
+	// rss: measure the server's RSS per member, settle after the members
+	// have joined (into Result.RSSPerConn) and settle after the last burst.
+	rss    bool
+	settle time.Duration
+}
+
+// burstMeasures is what bursts.run measured beside the common Result.
+type burstMeasures struct {
+	// Per measured burst, from its trigger (just before the request is
+	// written) until the first, the median and the last member had all of
+	// it, read and checked.
+	first, half, last []time.Duration
+	wall              time.Duration // from the first measured trigger until 50 ms after the last burst
+	genCPU            time.Duration // the generator's CPU time over the measured bursts
+	rssAfter          float64       // server RSS per member after the bursts, bytes (NaN unless rss)
+}
+
+// run runs the bursts. It sets res.Conns, res.Verified, res.CPU and
+// res.Syscalls (the server's over the measured bursts, and 50 ms after),
+// and res.RSSPerConn if b.rss.
+func (b *bursts) run(res *Result) (burstMeasures, error) {
+	m := burstMeasures{rssAfter: math.NaN()}
+	timeout := b.timeout
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	total := t.Warmup + t.Bursts
-	// bodies[b] holds burst b's messages one after the other; each message
+	total := b.warmup + b.measured
+	// bodies[j] holds burst j's messages one after the other; each message
 	// starts with its burst and its index, so that no two are equal.
 	bodies := make([][]byte, total)
-	for b := range bodies {
-		body := make([]byte, t.Burst*t.Payload)
+	for j := range bodies {
+		body := make([]byte, b.burst*b.payload)
 		_, _ = rand.Read(body)
-		for k := range t.Burst {
-			binary.BigEndian.PutUint32(body[k*t.Payload:], uint32(b))
-			binary.BigEndian.PutUint32(body[k*t.Payload+4:], uint32(k))
+		if b.payload >= 8 {
+			for k := range b.burst {
+				binary.BigEndian.PutUint32(body[k*b.payload:], uint32(j))
+				binary.BigEndian.PutUint32(body[k*b.payload+4:], uint32(k))
+			}
 		}
-		bodies[b] = body
+		bodies[j] = body
 	}
-	message := func(b, k int) []byte { return bodies[b][k*t.Payload : (k+1)*t.Payload] }
+	message := func(j, k int) []byte { return bodies[j][k*b.payload : (k+1)*b.payload] }
 
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true},
 		Timeout: timeout}
 	defer hc.CloseIdleConnections()
-	base := "http://" + t.Addr
-	conns, err := join(t.Addr, t.Members, hc, base, timeout)
+	base := "http://" + b.addr
+
+	var rss0 int64
+	if b.rss {
+		var err error
+		if rss0, err = RSS(b.pid); err != nil {
+			return m, err
+		}
+	}
+	conns, err := join(b.addr, b.members, hc, base, timeout)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
 	if err != nil {
-		return res, err
+		return m, err
 	}
-	res.Conns = t.Members
+	if b.rss {
+		time.Sleep(b.settle)
+		rss1, err := RSS(b.pid)
+		if err != nil {
+			return m, err
+		}
+		res.RSSPerConn = float64(rss1-rss0) / float64(b.members)
+	}
+	res.Conns = b.members
 
-	// arrivals[b][i] is when member i had all of burst b; left[b] counts the
+	// arrivals[j][i] is when member i had all of burst j; left[j] counts the
 	// members still waiting for some of it, and the reader that takes it
 	// to zero says so on done.
 	arrivals := make([][]time.Time, total)
 	left := make([]atomic.Int64, total)
-	for b := range arrivals {
-		arrivals[b] = make([]time.Time, t.Members)
-		left[b].Store(int64(t.Members))
+	for j := range arrivals {
+		arrivals[j] = make([]time.Time, b.members)
+		left[j].Store(int64(b.members))
 	}
 	done := make(chan int, total)
-	errs := make(chan error, t.Members)
+	errs := make(chan error, b.members)
 	var verified atomic.Uint64
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		wg.Go(func() {
 			var buf []byte
 			fail := func(err error) { errs <- fmt.Errorf("member %d: %w", i, err) }
-			for b := range total {
-				for k := range t.Burst {
+			for j := range total {
+				for k := range b.burst {
 					op, compressed, msg, err := readMessage(c.br, buf)
 					buf = msg
 					var ce *ErrClosed
@@ -126,18 +190,18 @@ func (t *BurstTest) Run() (Result, error) {
 						err = fmt.Errorf("opcode %d, want %d", op, OpBinary)
 					case compressed:
 						err = errors.New("compressed message")
-					case !bytes.Equal(msg, message(b, k)):
-						err = mismatch(msg, t.Payload)
+					case !bytes.Equal(msg, message(j, k)):
+						err = b.mismatch(msg)
 					}
 					if err != nil {
-						fail(fmt.Errorf("burst %d, message %d: %w", b, k, err))
+						fail(fmt.Errorf("%s: %w", b.where(j, k), err))
 						return
 					}
 					verified.Add(1)
 				}
-				arrivals[b][i] = time.Now()
-				if left[b].Add(-1) == 0 {
-					done <- b
+				arrivals[j][i] = time.Now()
+				if left[j].Add(-1) == 0 {
+					done <- j
 				}
 			}
 			// Nothing more may come.
@@ -145,7 +209,7 @@ func (t *BurstTest) Run() (Result, error) {
 			_, _, msg, err := readMessage(c.br, buf)
 			var ne net.Error
 			if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
-				fail(fmt.Errorf("after the last burst: %d bytes more (%v)", len(msg), err))
+				fail(fmt.Errorf("after the last %s: %d bytes more (%v)", b.name, len(msg), err))
 			}
 		})
 	}
@@ -158,58 +222,64 @@ func (t *BurstTest) Run() (Result, error) {
 
 	var cpu0, gen0 time.Duration
 	var sys0 uint64
-	for b := range total {
-		if b == t.Warmup {
-			if sys0, err = Syscalls(t.PID); err == nil {
-				if cpu0, err = CPUTime(t.PID); err == nil {
+	var start time.Time
+	for j := range total {
+		if j == b.warmup {
+			if sys0, err = Syscalls(b.pid); err == nil {
+				if cpu0, err = CPUTime(b.pid); err == nil {
 					gen0, err = CPUTime(os.Getpid())
 				}
 			}
 			if err != nil {
 				stop()
-				return res, err
+				return m, err
 			}
+			start = time.Now()
 		}
 		t0 := time.Now()
-		if err := triggerBurst(hc, base, bodies[b], t.Burst); err != nil {
+		if err := trigger(hc, base, bodies[j], b.burst); err != nil {
 			stop()
-			return res, fmt.Errorf("burst %d: %w", b, err)
+			return m, fmt.Errorf("%s %d: %w", b.name, j, err)
 		}
 		select {
 		case <-done:
 		case err := <-errs:
 			stop()
-			return res, err
+			return m, err
 		case <-time.After(timeout - time.Since(t0)):
 			stop()
-			return res, fmt.Errorf("burst %d: %d of %d members did not get all %d messages within %s",
-				b, left[b].Load(), t.Members, t.Burst, timeout)
+			what := "it"
+			if b.burst > 1 {
+				what = fmt.Sprintf("all %d messages", b.burst)
+			}
+			return m, fmt.Errorf("%s %d: %d of %d members did not get %s within %s",
+				b.name, j, left[j].Load(), b.members, what, timeout)
 		}
-		if b < t.Warmup {
+		if j < b.warmup {
 			continue
 		}
-		d := make([]time.Duration, t.Members)
-		for i, a := range arrivals[b] {
+		d := make([]time.Duration, b.members)
+		for i, a := range arrivals[j] {
 			d[i] = a.Sub(t0)
 		}
 		slices.Sort(d)
-		br.Half = append(br.Half, d[(len(d)-1)/2])
-		br.Last = append(br.Last, d[len(d)-1])
-		res.Elapsed += d[len(d)-1]
+		m.first = append(m.first, d[0])
+		m.half = append(m.half, d[(len(d)-1)/2])
+		m.last = append(m.last, d[len(d)-1])
 	}
 	// Let the server finish what follows the last write (its writers
 	// ending) inside the window.
 	time.Sleep(50 * time.Millisecond)
-	res.Ops = uint64(t.Members) * uint64(t.Burst) * uint64(t.Bursts)
-	cpu1, err := CPUTime(t.PID)
+	m.wall = time.Since(start)
+	cpu1, err := CPUTime(b.pid)
 	if err == nil {
 		res.CPU = cpu1 - cpu0
 		var sys1 uint64
-		if sys1, err = Syscalls(t.PID); err == nil {
+		if sys1, err = Syscalls(b.pid); err == nil {
 			res.Syscalls = sys1 - sys0
 			var gen1 time.Duration
 			if gen1, err = CPUTime(os.Getpid()); err == nil {
-				br.GenCPU = gen1 - gen0
+				m.genCPU = gen1 - gen0
 			}
 		}
 	}
@@ -227,15 +297,33 @@ func (t *BurstTest) Run() (Result, error) {
 		}
 	default:
 	}
-	return res, err
+	if err == nil && b.rss {
+		time.Sleep(b.settle)
+		if rss2, err := RSS(b.pid); err == nil {
+			m.rssAfter = float64(rss2-rss0) / float64(b.members)
+		}
+	}
+	return m, err
+}
+
+// where names message k of burst j in errors: "burst 1, message 3", or
+// "broadcast 1" if a burst is one message.
+func (b *bursts) where(j, k int) string {
+	if b.burst == 1 {
+		return fmt.Sprintf("%s %d", b.name, j)
+	}
+	return fmt.Sprintf("%s %d, message %d", b.name, j, k)
 }
 
 // mismatch describes a message that is not the one expected: which message
 // it is, if it is one of the test's (a duplicate or one out of order).
-func mismatch(msg []byte, payload int) error {
-	if len(msg) != payload {
-		return fmt.Errorf("%d bytes, want %d", len(msg), payload)
+func (b *bursts) mismatch(msg []byte) error {
+	if len(msg) != b.payload {
+		return fmt.Errorf("%d bytes, want %d", len(msg), b.payload)
 	}
-	return fmt.Errorf("differs from the message expected (it starts as burst %d, message %d)",
-		binary.BigEndian.Uint32(msg), binary.BigEndian.Uint32(msg[4:]))
+	if len(msg) < 8 {
+		return errors.New("differs from the message expected")
+	}
+	return fmt.Errorf("differs from the message expected (it starts as %s)",
+		b.where(int(binary.BigEndian.Uint32(msg)), int(binary.BigEndian.Uint32(msg[4:]))))
 }
