@@ -14,38 +14,6 @@ import (
 	"time"
 )
 
-// tryNext reads one whole message as next does, but returns what goes
-// wrong instead of failing the test: for reader goroutines.
-func (p *peer) tryNext() (byte, []byte, error) {
-	if !p.d.hybi() {
-		b, err := p.br.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		if b != 0x00 {
-			return 0, nil, fmt.Errorf("%s: hixie frame type %#x", p, b)
-		}
-		msg, err := p.br.ReadBytes(0xFF)
-		if err != nil {
-			return 0, nil, err
-		}
-		return 1, msg[:len(msg)-1], nil
-	}
-	f, err := p.tryReadFrame()
-	switch {
-	case err != nil:
-		return 0, nil, err
-	case !f.fin:
-		return 0, nil, fmt.Errorf("%s: fragmented message", p)
-	case f.rsv == 4 && p.deflate:
-		out, err := p.inf.inflate(f.payload)
-		return f.op, out, err
-	case f.rsv != 0:
-		return 0, nil, fmt.Errorf("%s: frame with RSV bits %03b", p, f.rsv)
-	}
-	return f.op, f.payload, nil
-}
-
 // sendText sends a text message in p's dialect, returning the error.
 func (p *peer) sendText(s string) error {
 	var frame []byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -114,24 +115,47 @@ func dialPeer(t *testing.T, srv *httptest.Server, d Dialect, deflate bool, path 
 // prepared messages are single frames.
 func (p *peer) next() (op byte, msg []byte) {
 	p.t.Helper()
+	op, msg, err := p.tryNext()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return op, msg
+}
+
+// tryNext reads one whole message, inflating it if it is compressed (group
+// and prepared messages are single frames), and returns what goes wrong:
+// reader goroutines cannot fail the test.
+func (p *peer) tryNext() (byte, []byte, error) {
 	if !p.d.hybi() {
-		return p.readMessage(p.d)
+		b, err := p.br.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		if b != 0x00 {
+			return 0, nil, fmt.Errorf("%s: hixie frame type %#x", p, b)
+		}
+		msg, err := p.br.ReadBytes(0xFF)
+		if err != nil {
+			return 0, nil, err
+		}
+		return 1, msg[:len(msg)-1], nil
 	}
-	f := p.readFrame()
-	if !f.fin {
-		p.t.Fatalf("%s: fragmented message", p)
-	}
+	f, err := p.tryReadFrame()
 	switch {
+	case err != nil:
+		return 0, nil, err
+	case !f.fin:
+		return 0, nil, fmt.Errorf("%s: fragmented message", p)
 	case f.rsv == 4 && p.deflate:
 		out, err := p.inf.inflate(f.payload)
 		if err != nil {
-			p.t.Fatalf("%s: inflating a message of %d bytes: %v", p, len(f.payload), err)
+			err = fmt.Errorf("%s: inflating a message of %d bytes: %w", p, len(f.payload), err)
 		}
-		return f.op, out
+		return f.op, out, err
 	case f.rsv != 0:
-		p.t.Fatalf("%s: frame with RSV bits %03b", p, f.rsv)
+		return 0, nil, fmt.Errorf("%s: frame with RSV bits %03b", p, f.rsv)
 	}
-	return f.op, f.payload
+	return f.op, f.payload, nil
 }
 
 // nextText reads a message that must be text.
