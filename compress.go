@@ -50,6 +50,15 @@ type deflateParams struct {
 	serverBits, clientBits             int // window bits in use
 }
 
+// swapSides is p as the client sees it: newDeflater and newInflater take
+// the server's view, in which the server's window is the one it sends with.
+func (p deflateParams) swapSides() deflateParams {
+	return deflateParams{
+		serverNoTakeover: p.clientNoTakeover, clientNoTakeover: p.serverNoTakeover,
+		serverBits: p.clientBits, clientBits: p.serverBits,
+	}
+}
+
 // parseExtensions splits a Sec-WebSocket-Extensions field into offers:
 // each an extension name and its parameters (value "" when absent).
 // Quoted values are unquoted; a malformed offer comes back with ok false.

@@ -72,6 +72,7 @@ type codec interface {
 // whole, in the order the writers got to it.
 type Conn struct {
 	netConn      net.Conn
+	client       bool        // the side that dialed, which masks its frames
 	br           *connReader // its raw is the socket's descriptor for writes too
 	rw           rawWriter   // writes through raw (wmu)
 	codec        codec
@@ -124,37 +125,64 @@ func (c *Conn) hooksLocked() *connHooks {
 func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
 	// What the client sent after the handshake may sit in net/http's reader.
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	c := openConn(netConn, buffered, hs, h.connConfig(), false)
+	c.req.Store(keptRequest(req))
+	return c
+}
+
+// connConfig is what a Conn takes from its Handler or DialOptions, whose
+// fields of the same names it holds, before defaults.
+type connConfig struct {
+	readLimit                              int64
+	closeTimeout, writeTimeout             time.Duration
+	pingInterval, pongTimeout, idleTimeout time.Duration
+	compression                            *CompressionOptions
+}
+
+// openConn makes the Conn of a completed handshake, either side's:
+// buffered is what arrived after the handshake.
+func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, client bool) *Conn {
 	c := &Conn{
 		netConn:      netConn,
 		br:           newConnReader(netConn, buffered),
+		client:       client,
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
-		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
-		writeTimeout: h.WriteTimeout,
+		closeTimeout: orDefault(cfg.closeTimeout, DefaultCloseTimeout),
+		writeTimeout: cfg.writeTimeout,
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
-	c.req.Store(keptRequest(req))
-	c.readLimit.Store(h.readLimit())
+	c.readLimit.Store(cfg.readLimit)
+	if c.readLimit.Load() == 0 {
+		c.readLimit.Store(DefaultReadLimit)
+	}
 	switch {
 	case !hs.dialect.hybi():
 		c.codec = &hixieCodec{c: c}
-	case hs.deflate != nil:
-		hc := &hybiCodec{c: c}
-		hc.inflater = newInflater(*hs.deflate, hc.readPayload)
-		c.deflater = newDeflater(*hs.deflate, h.Compression)
-		c.deflater.answer = hs.extensions
-		c.codec = hc
 	default:
-		c.codec = &hybiCodec{c: c}
+		hc := &hybiCodec{c: c}
+		if client {
+			hc.keys = newMaskKeys()
+		}
+		if hs.deflate != nil {
+			p := *hs.deflate
+			if client {
+				p = p.swapSides()
+			}
+			hc.inflater = newInflater(p, hc.readPayload)
+			c.deflater = newDeflater(p, cfg.compression)
+			c.deflater.answer = hs.extensions
+		}
+		c.codec = hc
 	}
 	c.useRawSocket()
-	startKeepalive(c, h)
+	startKeepalive(c, cfg)
 	return c
 }
 
-// Dialect is the protocol version the client spoke in its handshake.
+// Dialect is the protocol version spoken, chosen by the client.
 func (c *Conn) Dialect() Dialect { return c.dialect }
 
 // Subprotocol is the subprotocol agreed in the handshake, or "".
@@ -180,7 +208,8 @@ func (c *Conn) Extensions() string {
 // then: read route parameters with PathValue (which chi sets too), not
 // chi.URLParam, whose route context chi reuses for other requests.
 //
-// Request is nil once ReleaseRequest has been called.
+// Request is nil once ReleaseRequest has been called, and on the client's
+// side (Dial), which has the request it sent.
 func (c *Conn) Request() *http.Request { return c.req.Load() }
 
 // ReleaseRequest lets go of the handshake request, which a connection
@@ -226,10 +255,11 @@ var handshakeHeaders = map[string]bool{
 	"Sec-Websocket-Extensions": true,
 }
 
-// RemoteAddr is the client's network address.
+// RemoteAddr is the peer's network address: the client's on the server,
+// the server's (or the proxy's) on the client.
 func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
 
-// LocalAddr is the server's network address of the connection.
+// LocalAddr is this end's network address.
 func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
 
 // Context is done once the connection has closed: goroutines that serve it
@@ -665,7 +695,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	if err != nil {
 		return err
 	}
-	return c.setWriteErr(c.send(pre, p, post))
+	return c.setWriteErr(c.sendFrame(pre, p, post))
 }
 
 // writeFrame writes frame, which is whole and framed already.
@@ -685,6 +715,37 @@ func (c *Conn) writable() error {
 		return ErrClosed
 	case c.writeErr != nil:
 		return c.writeErr
+	}
+	return nil
+}
+
+// masks reports whether c masks its frames: a client's, of RFC 6455 framing.
+func (c *Conn) masks() bool { return c.client && c.dialect.hybi() }
+
+// sendFrame writes pre, p and post, one frame (wmu held). A client's
+// payload is masked with the key that ends pre, into pooled buffers: the
+// caller's bytes are left as they are.
+func (c *Conn) sendFrame(pre, p, post []byte) error {
+	if !c.masks() || len(p) == 0 {
+		return c.send(pre, p, post)
+	}
+	return c.sendMasked(pre, p)
+}
+
+// sendMasked writes the frame of header pre and payload p, masked with the
+// key that ends pre, in writes of up to 64 KiB (wmu held).
+func (c *Conn) sendMasked(pre, p []byte) error {
+	key := [4]byte(pre[len(pre)-4:])
+	buf := batchBufs.Get().(*[]byte)
+	defer batchBufs.Put(buf)
+	out, pos := append((*buf)[:0], pre...), 0
+	for len(p) > 0 {
+		n := min(len(p), cap(out)-len(out))
+		pos = maskCopy(key, pos, out[len(out):len(out)+n], p[:n])
+		if err := c.send(out[:len(out)+n], nil, nil); err != nil {
+			return err
+		}
+		out, p = out[:0], p[n:]
 	}
 	return nil
 }
@@ -840,7 +901,7 @@ func (c *Conn) writeControl(op opcode, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return c.setWriteErr(c.send(pre, payload, nil))
+	return c.setWriteErr(c.sendFrame(pre, payload, nil))
 }
 
 // writeClose sends the close once; later calls return ErrClosed.
@@ -858,7 +919,7 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if len(pre) == 0 {
 		return nil
 	}
-	return c.setWriteErr(c.send(pre, payload, nil))
+	return c.setWriteErr(c.sendFrame(pre, payload, nil))
 }
 
 // answerClose answers the peer's close, ce, with its code (unless a close
