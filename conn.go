@@ -474,7 +474,7 @@ func (c *Conn) nextLocked() (MessageType, error) {
 			// The next message needs bytes: wait for them here, where the
 			// stack is shallow, so that an idle connection's goroutine
 			// keeps the smallest stack.
-			if err := c.br.wait(); err != nil {
+			if err := c.br.waitIdle(); err != nil {
 				return 0, c.setReadErr(err)
 			}
 		}
