@@ -285,23 +285,38 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 		return nil, nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
 	br := bufio.NewReader(netConn)
-	resp, err = http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: httpURL(u)})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("websocket: dial %s: reading the answer: %w", u.Redacted(), err)
-	}
-	if o.Jar != nil {
+	resp, hs, err := req.readAnswer(br, u)
+	if resp != nil && o.Jar != nil {
 		o.Jar.SetCookies(httpURL(u), resp.Cookies())
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return nil, resp, redirect(resp, u), refused(resp)
-	}
-	hs, problem := req.verify(resp, br)
-	if problem != "" {
-		return nil, resp, nil, &HandshakeError{Status: resp.StatusCode, Header: resp.Header, Reason: problem}
+	if err != nil {
+		if resp != nil {
+			next = redirect(resp, u)
+		}
+		return nil, resp, next, err
 	}
 	// What the server sent after its answer (a first message) is buffered.
 	buffered, _ := br.Peek(br.Buffered())
 	return openConn(netConn, buffered, hs, o.connConfig(), true), resp, nil, nil
+}
+
+// readAnswer reads the server's answer to r from br and verifies it. It
+// returns the answer and the handshake agreed, or the error: a
+// *HandshakeError for an answer read (resp then set).
+func (r *clientRequest) readAnswer(br *bufio.Reader, u *url.URL) (*http.Response, *handshake, error) {
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: httpURL(u)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: dial %s: reading the answer: %w", u.Redacted(), err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp, nil, refused(resp)
+	}
+	hs, problem := r.verify(resp, br)
+	if problem != "" {
+		return resp, nil, &HandshakeError{Status: resp.StatusCode, Header: resp.Header, Reason: problem}
+	}
+	resp.Body = http.NoBody
+	return resp, hs, nil
 }
 
 // verify checks a 101 answer to r, reading hixie-76's challenge from br.
