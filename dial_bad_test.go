@@ -296,3 +296,110 @@ func TestDialRedirectAndCookies(t *testing.T) {
 		t.Fatalf("%q %v", msg, err)
 	}
 }
+
+// TestDialCanceled: a ctx canceled while the server is silent closes the
+// socket; Dial returns ctx's error and leaves no goroutine.
+func TestDialCanceled(t *testing.T) {
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) { br.ReadByte() })
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	c, _, err := Dial(ctx, url, nil)
+	if c != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Dial: %v, %v", c, err)
+	}
+	waitGoroutines(t, "the canceled Dial", base)
+}
+
+// TestDialHixieKeys: hixie-76 keys as the draft makes them.
+func TestDialHixieKeys(t *testing.T) {
+	for range 2000 {
+		key, n := newHixieKey()
+		spaces := strings.Count(key, " ")
+		if got, err := hixieKeyNumber(key); err != nil || got != n || spaces < 1 || spaces > 12 ||
+			key[0] == ' ' || key[len(key)-1] == ' ' || strings.Trim(key, "0123456789 ") == "" {
+			t.Fatalf("key %q: number %d (%v), want %d", key, got, err, n)
+		}
+		for _, c := range []byte(key) {
+			if c < ' ' || c > '~' {
+				t.Fatalf("key %q has %q", key, c)
+			}
+		}
+	}
+}
+
+// TestDialRequestFields: the fields each dialect sends, the origin under
+// its dialect's name, and the fields the handshake owns refused.
+func TestDialRequestFields(t *testing.T) {
+	got := make(chan http.Header, 1)
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) { got <- req.Header })
+	origin := http.Header{"Origin": {"https://app.example"}, "Authorization": {"Bearer x"}}
+	want := map[Dialect]string{RFC6455: "Origin", Hybi08: "Sec-Websocket-Origin", Hybi07: "Sec-Websocket-Origin", Hixie76: "Origin", Hixie75: "Origin"}
+	for d, field := range want {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		Dial(ctx, url, &DialOptions{Dialect: d, Header: origin, Subprotocols: []string{"chat"}})
+		cancel()
+		h := <-got
+		if h.Get(field) != "https://app.example" || len(h["Origin"])+len(h["Sec-Websocket-Origin"]) != 1 || h.Get("Authorization") != "Bearer x" {
+			t.Fatalf("%s sent %v", d, h)
+		}
+		if p := h.Get("Sec-Websocket-Protocol") + h.Get("Websocket-Protocol"); p != "chat" {
+			t.Fatalf("%s offered %q", d, p)
+		}
+	}
+	_, _, err := Dial(context.Background(), url, &DialOptions{Header: http.Header{"Sec-Websocket-Protocol": {"x"}}})
+	if err == nil || !strings.Contains(err.Error(), "may not set") {
+		t.Fatalf("a reserved field: %v", err)
+	}
+	_, _, err = Dial(context.Background(), "ftp://example.com/", nil)
+	if err == nil || !strings.Contains(err.Error(), "scheme") {
+		t.Fatalf("ftp: %v", err)
+	}
+}
+
+// TestDialOrigins: a Handler's origin policy applies to our client's
+// Origin, sent as each dialect sends it.
+func TestDialOrigins(t *testing.T) {
+	url, opts := testServer(t, echoHandler(func(h *Handler) { h.Origins = []string{"https://app.example"} }), false)
+	for _, d := range allDialects {
+		opts.Dialect = d
+		opts.Header = http.Header{"Origin": {"https://app.example"}}
+		dialTest(t, url, opts).CloseNow()
+		opts.Header.Set("Origin", "https://evil.example")
+		c, resp, err := Dial(context.Background(), url, opts)
+		var he *HandshakeError
+		if c != nil || !errors.As(err, &he) || he.Status != http.StatusForbidden || resp.StatusCode != http.StatusForbidden ||
+			!strings.Contains(string(he.Body), "origin not allowed") {
+			t.Fatalf("%s: %v, %v", d, c, err)
+		}
+	}
+}
+
+// TestDialClientInGroup: a client's Conn in a Group gets each broadcast
+// masked with keys of its own, which the server reads.
+func TestDialClientInGroup(t *testing.T) {
+	got := make(chan string, 10)
+	url, opts := testServer(t, &Handler{Serve: func(c *Conn) {
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			got <- string(msg)
+		}
+	}}, false)
+	c := dialTest(t, url, opts)
+	g := &Group{}
+	g.Add(c)
+	for _, m := range []string{"one", "two", strings.Repeat("three", 100)} {
+		g.Broadcast(TextMessage, []byte(m))
+		if s := <-got; s != m {
+			t.Fatalf("server read %q, want %q", s, m)
+		}
+	}
+	pm, _ := NewPreparedMessage(BinaryMessage, []byte("prepared"))
+	c.WritePreparedMessage(pm)
+	if s := <-got; s != "prepared" {
+		t.Fatalf("server read %q", s)
+	}
+}
