@@ -302,8 +302,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // the connection unusable for reading, as its framing state is lost.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline for writes; the handler's
-// WriteTimeout still bounds each write when it comes sooner. A write that
+// SetWriteDeadline sets the deadline for writes; the WriteTimeout (of
+// the Handler or DialOptions) still bounds each write when it comes sooner. A write that
 // times out closes the connection (ErrWriteTimeout), whose framing it cut.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	var ns int64
@@ -936,8 +936,8 @@ func (c *Conn) answerClose(ce *CloseError) error {
 }
 
 // Close performs the closing handshake: it sends a close with code and
-// reason, waits (up to the handler's CloseTimeout) for the peer's close, and
-// closes the TCP connection. A reader blocked in ReadMessage gets the
+// reason, waits (up to the CloseTimeout of the Handler or DialOptions) for
+// the peer's close, and closes the TCP connection. A reader blocked in ReadMessage gets the
 // peer's answer as a *CloseError. Unless the connection was closing
 // already, CloseCause is then a *LocalCloseError with code and reason.
 //

@@ -403,3 +403,19 @@ func TestDialClientInGroup(t *testing.T) {
 		t.Fatalf("server read %q", s)
 	}
 }
+
+// TestDialKeepalive: a client with PingInterval drops a server that
+// never answers its pings.
+func TestDialKeepalive(t *testing.T) {
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) {
+		io.WriteString(conn, hybiAnswer(req))
+		io.Copy(io.Discard, br)
+	})
+	c, _, err := Dial(context.Background(), url, &DialOptions{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadMessage(); !errors.Is(err, ErrPongTimeout) {
+		t.Fatalf("read %v, want ErrPongTimeout", err)
+	}
+}
