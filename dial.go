@@ -125,8 +125,9 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Conn, *http.Resp
 			return c, resp, err
 		}
 		if redirects == maxRedirects {
-			return nil, resp, &HandshakeError{Status: resp.StatusCode, Header: resp.Header,
-				Reason: fmt.Sprintf("stopped after %d redirects (the last to %s)", maxRedirects, next)}
+			he := err.(*HandshakeError) // a redirect is an answer read
+			he.Reason = fmt.Sprintf("stopped after %d redirects (the last to %s)", maxRedirects, next)
+			return nil, resp, he
 		}
 		u = next
 	}
@@ -277,7 +278,7 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 		if err != nil {
 			netConn.Close()
 			if ctx.Err() != nil {
-				err = fmt.Errorf("websocket: dial %s: %w", u.Redacted(), ctx.Err())
+				err, next = fmt.Errorf("websocket: dial %s: %w", u.Redacted(), ctx.Err()), nil
 			}
 		}
 	}()
