@@ -695,7 +695,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	if err != nil {
 		return err
 	}
-	return c.setWriteErr(c.sendFrame(pre, p, post))
+	return c.setWriteErr(c.send(pre, p, post))
 }
 
 // writeFrame writes frame, which is whole and framed already.
@@ -722,18 +722,9 @@ func (c *Conn) writable() error {
 // masks reports whether c masks its frames: a client's, of RFC 6455 framing.
 func (c *Conn) masks() bool { return c.client && c.dialect.hybi() }
 
-// sendFrame writes pre, p and post, one frame (wmu held). A client's
-// payload is masked with the key that ends pre, into pooled buffers: the
-// caller's bytes are left as they are.
-func (c *Conn) sendFrame(pre, p, post []byte) error {
-	if !c.masks() || len(p) == 0 {
-		return c.send(pre, p, post)
-	}
-	return c.sendMasked(pre, p)
-}
-
-// sendMasked writes the frame of header pre and payload p, masked with the
-// key that ends pre, in writes of up to 64 KiB (wmu held).
+// sendMasked writes a client's frame of header pre and payload p, masked
+// with the key that ends pre, into pooled buffers that it writes 64 KiB at
+// a time (wmu held): the caller's bytes are left as they are.
 func (c *Conn) sendMasked(pre, p []byte) error {
 	key := [4]byte(pre[len(pre)-4:])
 	buf := batchBufs.Get().(*[]byte)
@@ -901,7 +892,7 @@ func (c *Conn) writeControl(op opcode, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return c.setWriteErr(c.sendFrame(pre, payload, nil))
+	return c.setWriteErr(c.send(pre, payload, nil))
 }
 
 // writeClose sends the close once; later calls return ErrClosed.
@@ -919,7 +910,7 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if len(pre) == 0 {
 		return nil
 	}
-	return c.setWriteErr(c.sendFrame(pre, payload, nil))
+	return c.setWriteErr(c.send(pre, payload, nil))
 }
 
 // answerClose answers the peer's close, ce, with its code (unless a close

@@ -103,10 +103,10 @@ func (cr *connReader) consumed(n int) {
 // waitIdle waits for the peer's next frame: over TLS with a one-byte
 // read and no buffer held (fillTLS).
 func (cr *connReader) waitIdle() error {
-	if cr.w == cr.r && cr.buf == nil && cr.tls {
-		return cr.fillTLS()
+	if cr.w > cr.r {
+		return nil
 	}
-	return cr.wait()
+	return cr.fill(true)
 }
 
 // wait waits until there are bytes to read.
@@ -114,15 +114,18 @@ func (cr *connReader) wait() error {
 	if cr.w > cr.r {
 		return nil
 	}
-	return cr.fill()
+	return cr.fill(false)
 }
 
-// fill reads more into the buffer: at least one byte, or an error.
-func (cr *connReader) fill() error {
+// fill reads more into the buffer: at least one byte, or an error. idle
+// says that the peer's next frame is awaited (waitIdle).
+func (cr *connReader) fill(idle bool) error {
 	if cr.buf == nil {
 		switch {
 		case cr.raw != nil:
 			return cr.fillRaw()
+		case cr.tls && idle:
+			return cr.fillTLS()
 		}
 		cr.acquire()
 	}
@@ -188,7 +191,7 @@ func (cr *connReader) Peek(n int) ([]byte, error) {
 		return nil, nil
 	}
 	for cr.w-cr.r < n {
-		if err := cr.fill(); err != nil {
+		if err := cr.fill(false); err != nil {
 			if cr.w-cr.r > 0 && errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
