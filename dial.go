@@ -342,8 +342,8 @@ func (r *clientRequest) verify(resp *http.Response, br *bufio.Reader) (*handshak
 // refused is the error of an answer other than 101, with the start of
 // its body, which it leaves in resp.Body for the caller too.
 func refused(resp *http.Response) *HandshakeError {
+	// Not resp.Body.Close, which would read the rest: the socket closes.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	e := &HandshakeError{Status: resp.StatusCode, Header: resp.Header, Body: body, Reason: "the server did not switch protocols"}
 	if resp.StatusCode == http.StatusUpgradeRequired {

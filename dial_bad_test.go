@@ -419,3 +419,21 @@ func TestDialKeepalive(t *testing.T) {
 		t.Fatalf("read %v, want ErrPongTimeout", err)
 	}
 }
+
+// TestDialRefusalEndlessBody: a refusal whose body never ends is reported
+// at once, with its first KiB.
+func TestDialRefusalEndlessBody(t *testing.T) {
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) {
+		io.WriteString(conn, "HTTP/1.1 503 Service Unavailable\r\n\r\n")
+		for {
+			if _, err := conn.Write(bytes.Repeat([]byte("busy "), 1000)); err != nil {
+				return
+			}
+		}
+	})
+	c, _, err := Dial(context.Background(), url, &DialOptions{HandshakeTimeout: 5 * time.Second})
+	var he *HandshakeError
+	if c != nil || !errors.As(err, &he) || he.Status != 503 || len(he.Body) != maxErrorBody {
+		t.Fatalf("Dial: %v, %v", c, err)
+	}
+}
