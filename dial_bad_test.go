@@ -437,3 +437,52 @@ func TestDialRefusalEndlessBody(t *testing.T) {
 		t.Fatalf("Dial: %v, %v", c, err)
 	}
 }
+
+// TestDialServerClosesEveryDialect: each dialect's close from the server
+// ends the client's read, and both ends record a cause.
+func TestDialServerClosesEveryDialect(t *testing.T) {
+	url, opts := testServer(t, &Handler{Serve: func(c *Conn) {}}, false)
+	for _, d := range allDialects {
+		opts.Dialect = d
+		c := dialTest(t, url, opts)
+		_, _, err := c.ReadMessage()
+		var ce *CloseError
+		switch d {
+		case Hixie75: // its only close is TCP's
+			if !errors.Is(err, io.EOF) || !errors.Is(c.CloseCause(), ErrDropped) {
+				t.Fatalf("%s: read %v, cause %v", d, err, c.CloseCause())
+			}
+		case Hixie76:
+			if !errors.As(err, &ce) || ce.Code != StatusNoStatusRcvd {
+				t.Fatalf("%s: read %v", d, err)
+			}
+		default:
+			if !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
+				t.Fatalf("%s: read %v", d, err)
+			}
+		}
+	}
+}
+
+// TestDialTLSUnknownAuthority: a certificate the client does not trust
+// fails Dial with the TLS error, and leaves nothing behind.
+func TestDialTLSUnknownAuthority(t *testing.T) {
+	url, _ := testServer(t, echoHandler(nil), true)
+	base := runtime.NumGoroutine()
+	c, resp, err := Dial(context.Background(), url, nil)
+	if c != nil || resp != nil || err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Dial: %v, %v, %v", c, resp, err)
+	}
+	waitGoroutines(t, "the failed TLS handshake", base)
+}
+
+// TestDialRedirectToWS: a redirect to another server's ws:// URL.
+func TestDialRedirectToWS(t *testing.T) {
+	target, opts := testServer(t, echoHandler(nil), false)
+	url, _ := testServer(t, http.RedirectHandler(target+"/there", http.StatusTemporaryRedirect), false)
+	c := dialTest(t, url+"/here", opts)
+	c.WriteText("over there")
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "over there" {
+		t.Fatalf("%q %v", msg, err)
+	}
+}
