@@ -335,11 +335,17 @@ func TestDialRequestFields(t *testing.T) {
 	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) { got <- req.Header })
 	origin := http.Header{"Origin": {"https://app.example"}, "Authorization": {"Bearer x"}}
 	want := map[Dialect]string{RFC6455: "Origin", Hybi08: "Sec-Websocket-Origin", Hybi07: "Sec-Websocket-Origin", Hixie76: "Origin", Hixie75: "Origin"}
+	keys := map[string]bool{}
 	for d, field := range want {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		Dial(ctx, url, &DialOptions{Dialect: d, Header: origin, Subprotocols: []string{"chat"}})
 		cancel()
 		h := <-got
+		if key := h.Get("Sec-Websocket-Key"); d.hybi() && (!validKey(key) || keys[key]) {
+			t.Fatalf("%s: key %q (seen: %v)", d, key, keys[key])
+		} else {
+			keys[key] = true
+		}
 		if h.Get(field) != "https://app.example" || len(h["Origin"])+len(h["Sec-Websocket-Origin"]) != 1 || h.Get("Authorization") != "Bearer x" {
 			t.Fatalf("%s sent %v", d, h)
 		}
