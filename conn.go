@@ -65,7 +65,9 @@ type codec interface {
 	closeFrame(code StatusCode, reason string) (pre, payload []byte)
 }
 
-// Conn is one WebSocket connection, whatever its dialect.
+// Conn is one WebSocket connection, whatever its dialect, on either end:
+// a Handler's (given to Serve) or a client's (from Dial). The ends differ
+// only where the protocol makes them: a client masks its frames.
 //
 // One goroutine may read at a time (ReadMessage, NextReader and the reader it
 // returns). Any number of goroutines may write at once: each message goes out
