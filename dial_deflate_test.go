@@ -13,22 +13,31 @@ import (
 )
 
 // TestDialDeflateWindows: our client and Handler at every window size,
-// with and without context takeover, messages both ways.
+// bounded by either end or both, with and without context takeover,
+// messages both ways.
 func TestDialDeflateWindows(t *testing.T) {
 	for bits := 8; bits <= 15; bits++ {
-		for _, takeover := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%d/takeover=%v", bits, takeover), func(t *testing.T) {
-				url, opts := testServer(t, echoHandler(func(h *Handler) {
-					h.Compression = &CompressionOptions{ContextTakeover: takeover, MaxWindowBits: bits}
-				}), false)
-				opts.Compression = &CompressionOptions{ContextTakeover: takeover, MaxWindowBits: bits}
-				c := dialTest(t, url, opts)
-				ext := c.Extensions()
-				if strings.Contains(ext, "no_context_takeover") == takeover || bits < 15 && !strings.Contains(ext, fmt.Sprintf("server_max_window_bits=%d", bits)) {
-					t.Fatalf("extensions %q", ext)
-				}
-				exchangeCompressed(t, c)
-			})
+		ends := [][2]int{{bits, bits}, {bits, 15}, {15, bits}}
+		if bits == 15 {
+			ends = ends[:1]
+		}
+		for _, ends := range ends {
+			for _, takeover := range []bool{false, true} {
+				client, server := ends[0], ends[1]
+				t.Run(fmt.Sprintf("client=%d/server=%d/takeover=%v", client, server, takeover), func(t *testing.T) {
+					url, opts := testServer(t, echoHandler(func(h *Handler) {
+						h.Compression = &CompressionOptions{ContextTakeover: takeover, MaxWindowBits: server}
+					}), false)
+					opts.Compression = &CompressionOptions{ContextTakeover: takeover, MaxWindowBits: client}
+					c := dialTest(t, url, opts)
+					ext := c.Extensions()
+					if strings.Contains(ext, "no_context_takeover") == takeover ||
+						!strings.Contains(ext, fmt.Sprintf("client_max_window_bits=%d", min(client, server))) {
+						t.Fatalf("extensions %q", ext)
+					}
+					exchangeCompressed(t, c)
+				})
+			}
 		}
 	}
 }
