@@ -42,6 +42,16 @@ func (c *Conn) sendBatch(b *frameBatch, wait bool) error {
 	if err := c.writable(); err != nil {
 		return err
 	}
+	if c.masks() { // a client's frames: each masked with its own key
+		for _, pm := range b.msgs {
+			if pre, _, err := c.codec.dataFrame(pm.typ, pm.data, true, true, false); err == nil {
+				if err := c.send(pre, pm.data, nil); err != nil {
+					return c.setWriteErr(err)
+				}
+			}
+		}
+		return nil
+	}
 	for _, pm := range b.msgs {
 		f, compressed, err := pm.frame(c)
 		if err != nil {
@@ -64,7 +74,7 @@ func (c *Conn) sendBatch(b *frameBatch, wait bool) error {
 
 // canTryWrite reports whether a write to c can be tried without waiting
 // (a plain socket on Linux).
-func (c *Conn) canTryWrite() bool { return c.br.raw != nil }
+func (c *Conn) canTryWrite() bool { return c.br.raw != nil && !c.masks() }
 
 // batchBufSize is the most a write through net.Conn carries at once.
 const batchBufSize = 64 << 10

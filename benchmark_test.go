@@ -235,3 +235,37 @@ func benchmarkBroadcast(b *testing.B, members, size int) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*members*burst), "ns/delivery")
 }
+
+// BenchmarkClientEcho: our client writes a message to our Handler over
+// loopback and reads the echo into a reused buffer, one round trip per
+// op; allocs/op count both ends.
+func BenchmarkClientEcho(b *testing.B) {
+	for _, n := range []int{32, 16 << 10} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			url, opts := testServer(b, echoHandler(nil), false)
+			c := dialTest(b, url, opts)
+			msg := bytes.Repeat([]byte("x"), n)
+			buf := make([]byte, 0, n)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+					b.Fatal(err)
+				}
+				var err error
+				if _, buf, err = c.AppendMessage(buf[:0]); err != nil || len(buf) != n {
+					b.Fatal(err, len(buf))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMaskCopy masks 16 KiB into another buffer, as a client sends.
+func BenchmarkMaskCopy(b *testing.B) {
+	src, dst := make([]byte, 16<<10), make([]byte, 16<<10)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		maskCopy([4]byte{1, 2, 3, 4}, 1, dst, src)
+	}
+}

@@ -50,6 +50,15 @@ type deflateParams struct {
 	serverBits, clientBits             int // window bits in use
 }
 
+// swapSides is p as the client sees it: newDeflater and newInflater take
+// the server's view, in which the server's window is the one it sends with.
+func (p deflateParams) swapSides() deflateParams {
+	return deflateParams{
+		serverNoTakeover: p.clientNoTakeover, clientNoTakeover: p.serverNoTakeover,
+		serverBits: p.clientBits, clientBits: p.serverBits,
+	}
+}
+
 // parseExtensions splits a Sec-WebSocket-Extensions field into offers:
 // each an extension name and its parameters (value "" when absent).
 // Quoted values are unquoted; a malformed offer comes back with ok false.
@@ -469,4 +478,79 @@ func (f *inflater) release() {
 	f.br.Reset(nil)
 	flateSourceBufs.Put(f.br)
 	f.fr, f.br = nil, nil
+}
+
+// maxWindowBits is MaxWindowBits, 15 unless set to 8-14.
+func (opts *CompressionOptions) maxWindowBits() int {
+	if opts.MaxWindowBits < 8 || opts.MaxWindowBits > 15 {
+		return 15
+	}
+	return opts.MaxWindowBits
+}
+
+// deflateOffer is a client's offer of permessage-deflate: it lets the
+// server bound the client's window (client_max_window_bits), asks for no
+// context takeover unless opts wants it, and bounds both windows to
+// MaxWindowBits when that is under 15.
+func deflateOffer(opts *CompressionOptions) string {
+	offer := "permessage-deflate"
+	if !opts.ContextTakeover {
+		offer += "; server_no_context_takeover; client_no_context_takeover"
+	}
+	if bits := opts.maxWindowBits(); bits < 15 {
+		return offer + "; server_max_window_bits=" + strconv.Itoa(bits) + "; client_max_window_bits=" + strconv.Itoa(bits)
+	}
+	return offer + "; client_max_window_bits"
+}
+
+// acceptDeflate checks a server's answer to deflateOffer(opts) against
+// what RFC 7692 allows it (section 7.1), and returns the parameters in
+// force (the server's view, as negotiateDeflate's), or what is wrong.
+func acceptDeflate(values []string, opts *CompressionOptions) (p deflateParams, problem string) {
+	answer := parseExtensions(values)
+	if len(answer) != 1 || answer[0].name != "permessage-deflate" || !answer[0].ok {
+		return p, "the server answered extensions not offered: " + strings.Join(values, ", ")
+	}
+	bits := opts.maxWindowBits()
+	p = deflateParams{serverBits: 15, clientBits: bits}
+	seen := map[string]bool{}
+	for _, param := range answer[0].params {
+		if seen[param.name] {
+			return p, "permessage-deflate answer repeats " + param.name
+		}
+		seen[param.name] = true
+		switch param.name {
+		case "server_no_context_takeover", "client_no_context_takeover":
+			if param.hasValue {
+				return p, "permessage-deflate answer gives " + param.name + " a value"
+			}
+			if param.name == "server_no_context_takeover" {
+				p.serverNoTakeover = true
+			} else {
+				p.clientNoTakeover = true
+			}
+		case "server_max_window_bits", "client_max_window_bits":
+			// The server may bound its own window, and ours, to at most
+			// what was offered; a value is required.
+			n, valid := windowBits(param.value)
+			if !param.hasValue || !valid || n > bits {
+				return p, "permessage-deflate answer has an invalid " + param.name
+			}
+			if param.name == "server_max_window_bits" {
+				p.serverBits = n
+			} else {
+				p.clientBits = n
+			}
+		default:
+			return p, "permessage-deflate answer has an unknown parameter " + param.name
+		}
+	}
+	switch {
+	case !opts.ContextTakeover && !p.serverNoTakeover:
+		return p, "permessage-deflate answer lacks the server_no_context_takeover offered"
+	case bits < 15 && !seen["server_max_window_bits"]:
+		return p, "permessage-deflate answer lacks the server_max_window_bits offered"
+	}
+	p.clientNoTakeover = p.clientNoTakeover || !opts.ContextTakeover
+	return p, ""
 }

@@ -65,13 +65,16 @@ type codec interface {
 	closeFrame(code StatusCode, reason string) (pre, payload []byte)
 }
 
-// Conn is one WebSocket connection, whatever its dialect.
+// Conn is one WebSocket connection, whatever its dialect, on either end:
+// a Handler's (given to Serve) or a client's (from Dial). The ends differ
+// only where the protocol makes them: a client masks its frames.
 //
 // One goroutine may read at a time (ReadMessage, NextReader and the reader it
 // returns). Any number of goroutines may write at once: each message goes out
 // whole, in the order the writers got to it.
 type Conn struct {
 	netConn      net.Conn
+	client       bool        // the side that dialed, which masks its frames
 	br           *connReader // its raw is the socket's descriptor for writes too
 	rw           rawWriter   // writes through raw (wmu)
 	codec        codec
@@ -124,37 +127,64 @@ func (c *Conn) hooksLocked() *connHooks {
 func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
 	// What the client sent after the handshake may sit in net/http's reader.
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	c := openConn(netConn, buffered, hs, h.connConfig(), false)
+	c.req.Store(keptRequest(req))
+	return c
+}
+
+// connConfig is what a Conn takes from its Handler or DialOptions, whose
+// fields of the same names it holds, before defaults.
+type connConfig struct {
+	readLimit                              int64
+	closeTimeout, writeTimeout             time.Duration
+	pingInterval, pongTimeout, idleTimeout time.Duration
+	compression                            *CompressionOptions
+}
+
+// openConn makes the Conn of a completed handshake, either side's:
+// buffered is what arrived after the handshake.
+func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, client bool) *Conn {
 	c := &Conn{
 		netConn:      netConn,
 		br:           newConnReader(netConn, buffered),
+		client:       client,
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
-		closeTimeout: orDefault(h.CloseTimeout, DefaultCloseTimeout),
-		writeTimeout: h.WriteTimeout,
+		closeTimeout: orDefault(cfg.closeTimeout, DefaultCloseTimeout),
+		writeTimeout: cfg.writeTimeout,
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
-	c.req.Store(keptRequest(req))
-	c.readLimit.Store(h.readLimit())
+	c.readLimit.Store(cfg.readLimit)
+	if c.readLimit.Load() == 0 {
+		c.readLimit.Store(DefaultReadLimit)
+	}
 	switch {
 	case !hs.dialect.hybi():
 		c.codec = &hixieCodec{c: c}
-	case hs.deflate != nil:
-		hc := &hybiCodec{c: c}
-		hc.inflater = newInflater(*hs.deflate, hc.readPayload)
-		c.deflater = newDeflater(*hs.deflate, h.Compression)
-		c.deflater.answer = hs.extensions
-		c.codec = hc
 	default:
-		c.codec = &hybiCodec{c: c}
+		hc := &hybiCodec{c: c}
+		if client {
+			hc.keys = newMaskKeys()
+		}
+		if hs.deflate != nil {
+			p := *hs.deflate
+			if client {
+				p = p.swapSides()
+			}
+			hc.inflater = newInflater(p, hc.readPayload)
+			c.deflater = newDeflater(p, cfg.compression)
+			c.deflater.answer = hs.extensions
+		}
+		c.codec = hc
 	}
 	c.useRawSocket()
-	startKeepalive(c, h)
+	startKeepalive(c, cfg)
 	return c
 }
 
-// Dialect is the protocol version the client spoke in its handshake.
+// Dialect is the protocol version spoken, chosen by the client.
 func (c *Conn) Dialect() Dialect { return c.dialect }
 
 // Subprotocol is the subprotocol agreed in the handshake, or "".
@@ -180,7 +210,8 @@ func (c *Conn) Extensions() string {
 // then: read route parameters with PathValue (which chi sets too), not
 // chi.URLParam, whose route context chi reuses for other requests.
 //
-// Request is nil once ReleaseRequest has been called.
+// Request is nil once ReleaseRequest has been called, and on the client's
+// side (Dial), which has the request it sent.
 func (c *Conn) Request() *http.Request { return c.req.Load() }
 
 // ReleaseRequest lets go of the handshake request, which a connection
@@ -226,10 +257,11 @@ var handshakeHeaders = map[string]bool{
 	"Sec-Websocket-Extensions": true,
 }
 
-// RemoteAddr is the client's network address.
+// RemoteAddr is the peer's network address: the client's on the server,
+// the server's (or the proxy's) on the client.
 func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
 
-// LocalAddr is the server's network address of the connection.
+// LocalAddr is this end's network address.
 func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
 
 // Context is done once the connection has closed: goroutines that serve it
@@ -272,8 +304,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // the connection unusable for reading, as its framing state is lost.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline for writes; the handler's
-// WriteTimeout still bounds each write when it comes sooner. A write that
+// SetWriteDeadline sets the deadline for writes; the WriteTimeout (of
+// the Handler or DialOptions) still bounds each write when it comes sooner. A write that
 // times out closes the connection (ErrWriteTimeout), whose framing it cut.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	var ns int64
@@ -444,7 +476,7 @@ func (c *Conn) nextLocked() (MessageType, error) {
 			// The next message needs bytes: wait for them here, where the
 			// stack is shallow, so that an idle connection's goroutine
 			// keeps the smallest stack.
-			if err := c.br.wait(); err != nil {
+			if err := c.br.waitIdle(); err != nil {
 				return 0, c.setReadErr(err)
 			}
 		}
@@ -689,6 +721,28 @@ func (c *Conn) writable() error {
 	return nil
 }
 
+// masks reports whether c masks its frames: a client's, of RFC 6455 framing.
+func (c *Conn) masks() bool { return c.client && c.dialect.hybi() }
+
+// sendMasked writes a client's frame of header pre and payload p, masked
+// with the key that ends pre, into pooled buffers that it writes 64 KiB at
+// a time (wmu held): the caller's bytes are left as they are.
+func (c *Conn) sendMasked(pre, p []byte) error {
+	key := [4]byte(pre[len(pre)-4:])
+	buf := batchBufs.Get().(*[]byte)
+	defer batchBufs.Put(buf)
+	out, pos := append((*buf)[:0], pre...), 0
+	for len(p) > 0 {
+		n := min(len(p), cap(out)-len(out))
+		pos = maskCopy(key, pos, out[len(out):len(out)+n], p[:n])
+		if err := c.send(out[:len(out)+n], nil, nil); err != nil {
+			return err
+		}
+		out, p = out[:0], p[n:]
+	}
+	return nil
+}
+
 // sendConn writes pre, p and post, one frame, through net.Conn (wmu held):
 // a small frame as one write, through a pooled buffer.
 func (c *Conn) sendConn(pre, p, post []byte) error {
@@ -875,8 +929,8 @@ func (c *Conn) answerClose(ce *CloseError) error {
 }
 
 // Close performs the closing handshake: it sends a close with code and
-// reason, waits (up to the handler's CloseTimeout) for the peer's close, and
-// closes the TCP connection. A reader blocked in ReadMessage gets the
+// reason, waits (up to the CloseTimeout of the Handler or DialOptions) for
+// the peer's close, and closes the TCP connection. A reader blocked in ReadMessage gets the
 // peer's answer as a *CloseError. Unless the connection was closing
 // already, CloseCause is then a *LocalCloseError with code and reason.
 //

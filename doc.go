@@ -73,6 +73,18 @@
 // Shutdown, the server's own close); Handler.Stats counts closes by cause,
 // and the Handler logs each close with its cause.
 //
+// # The client
+//
+// Dial connects to a server and returns the same Conn, in any dialect
+// (DialOptions.Dialect): every method works on both ends. A client's frames
+// are masked, each with a fresh key, as RFC 6455 wants of a client; a server
+// that masks its frames is failed with 1002. The handshake is verified as a
+// browser of its dialect's era did (the Accept key or the MD5 challenge, the
+// echoed Origin and Location of the hixie drafts, subprotocols and
+// extensions offered); a refusal or a wrong answer is a *HandshakeError.
+// RFC 6455 has the client wait for the server to close TCP; this client
+// closes it once the close handshake is done, as browsers do.
+//
 // # Events
 //
 // Those who prefer callbacks to a read loop (the model of the classic C#

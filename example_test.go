@@ -3,8 +3,11 @@ package websocket_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/hybi/websocket"
@@ -68,4 +71,41 @@ func ExampleHandler_origins() {
 		Serve:        func(c *websocket.Conn) { log.Println("speaking", c.Subprotocol(), "over", c.Dialect()) },
 	}
 	http.Handle("/chat", ws)
+}
+
+// Dial connects a client, here to an echo server in the same program.
+func ExampleDial() {
+	srv := httptest.NewServer(&websocket.Handler{
+		Subprotocols: []string{"chat"},
+		Serve: func(c *websocket.Conn) {
+			typ, msg, err := c.ReadMessage()
+			if err == nil {
+				c.WriteMessage(typ, msg)
+			}
+		},
+	})
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{
+		Subprotocols: []string{"chat"},
+		Compression:  &websocket.CompressionOptions{ContextTakeover: true},
+	})
+	if err != nil {
+		var he *websocket.HandshakeError
+		if errors.As(err, &he) {
+			log.Fatalf("refused: %d %s", he.Status, he.Reason)
+		}
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.WriteText("hello")
+	_, msg, err := c.ReadMessage()
+	fmt.Println(c.Subprotocol(), string(msg), err)
+	_, _, err = c.ReadMessage() // the server's Serve returned: it closed with 1000
+	fmt.Println(err)
+	// Output:
+	// chat hello <nil>
+	// websocket: closed by peer: 1000 (normal closure)
 }

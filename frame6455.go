@@ -1,12 +1,14 @@
 package websocket
 
 import (
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"unicode/utf8"
 )
 
@@ -97,7 +99,8 @@ func readFrameHeader(br frameSource) (frameHeader, error) {
 	return h, nil
 }
 
-// maxHeaderSize is the largest header of a frame the server sends.
+// maxHeaderSize is the largest header of a frame the server sends; a
+// client's adds its mask key.
 const maxHeaderSize = 10
 
 // appendFrameHeader appends the header of an unmasked server frame.
@@ -129,6 +132,10 @@ func maskBytes(key [4]byte, pos int, b []byte) int { return maskCopy(key, pos, b
 // unmasking in place.
 func maskCopy(key [4]byte, pos int, dst, src []byte) int {
 	dst = dst[:len(src)]
+	if key == ([4]byte{}) { // a server's frame, read by a client
+		copy(dst, src)
+		return (pos + len(src)) & 3
+	}
 	if len(src) >= 16 {
 		// Rotate the key to start at pos and work 8 bytes at a time, 32
 		// per iteration: the compiler does not vectorise, unrolling helps.
@@ -175,7 +182,30 @@ type hybiCodec struct {
 
 	ctl []byte // a control frame read, not yet answered: its opcode, then its payload
 
-	hdr [maxHeaderSize]byte // header of the frame being written (wmu)
+	hdr  [maxHeaderSize + 4]byte // header of the frame being written (wmu)
+	keys *maskKeys               // a client's mask keys (wmu); nil on the server
+}
+
+// maskKeys makes a client's mask keys: a fresh one per frame, which RFC
+// 6455 wants unpredictable (section 10.3), from ChaCha8 seeded by
+// crypto/rand, without a system call per frame.
+type maskKeys struct{ rand *rand.ChaCha8 }
+
+func newMaskKeys() *maskKeys {
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (Go 1.24)
+	return &maskKeys{rand.NewChaCha8(seed)}
+}
+
+// header appends a frame's header to h.hdr: a client's is masked with a
+// new key, which ends it (sendFrame masks the payload with it).
+func (h *hybiCodec) header(fin bool, op opcode, rsv1 bool, length int) []byte {
+	b := appendFrameHeader(h.hdr[:0], fin, op, rsv1, length)
+	if h.keys != nil {
+		b[1] |= 0x80
+		b = binary.LittleEndian.AppendUint32(b, uint32(h.keys.rand.Uint64()))
+	}
+	return b
 }
 
 func (h *hybiCodec) inMessage() bool { return h.started }
@@ -211,7 +241,10 @@ func (h *hybiCodec) readHeader() (frameHeader, error) {
 	case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
 		// permessage-deflate sets RSV1 on a message's first frame only.
 		return hdr, h.c.fail(StatusProtocolError, "RSV1 set with no extension defining it on this frame")
-	case !hdr.masked:
+	case hdr.masked == h.c.client:
+		if h.c.client {
+			return hdr, h.c.fail(StatusProtocolError, "masked server frame")
+		}
 		return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
 	}
 	switch hdr.op {
@@ -411,20 +444,20 @@ func (h *hybiCodec) dataFrame(typ MessageType, p []byte, first, fin, compressed 
 	if first {
 		op = opcode(typ)
 	}
-	return appendFrameHeader(h.hdr[:0], fin, op, compressed && first, len(p)), nil, nil
+	return h.header(fin, op, compressed && first, len(p)), nil, nil
 }
 
 func (h *hybiCodec) controlFrame(op opcode, payload []byte) ([]byte, error) {
-	return appendFrameHeader(h.hdr[:0], true, op, false, len(payload)), nil
+	return h.header(true, op, false, len(payload)), nil
 }
 
 // closeFrame is a close with code and reason; code 0: one with no payload.
 func (h *hybiCodec) closeFrame(code StatusCode, reason string) (pre, payload []byte) {
 	if code == 0 {
-		return appendFrameHeader(h.hdr[:0], true, opClose, false, 0), nil
+		return h.header(true, opClose, false, 0), nil
 	}
-	pre = appendFrameHeader(h.hdr[:0], true, opClose, false, 2+len(reason))
-	if reason == "" { // the code fits after the header: no payload to make
+	pre = h.header(true, opClose, false, 2+len(reason))
+	if reason == "" && h.keys == nil { // the code fits after the header: no payload to make
 		return binary.BigEndian.AppendUint16(pre, uint16(code)), nil
 	}
 	return pre, append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code)), reason...)

@@ -1447,3 +1447,57 @@ func fzSameHeader(got, want http.Header) bool {
 	}
 	return true
 }
+
+// FuzzDialAnswer feeds the client's verification any answer to each
+// dialect's request (first byte: the dialect): it never panics, and
+// accepts only a 101 that agrees to what was offered.
+func FuzzDialAnswer(f *testing.F) {
+	const rfcAnswer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	for _, seed := range []string{
+		"\x04" + rfcAnswer + "\r\n\x81\x02hi",
+		"\x04" + rfcAnswer + "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10; client_max_window_bits=9\r\n\r\n",
+		"\x03" + rfcAnswer + "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n",
+		"\x01HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\nSec-WebSocket-Location: ws://example.com/chat?x=1\r\nSec-WebSocket-Protocol: chat\r\n\r\n8jKS'y:G*Co,Wxa-",
+		"\x00HTTP/1.1 101 Web Socket Protocol Handshake\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nWebSocket-Origin: http://example.com\r\nWebSocket-Location: ws://example.com/chat?x=1\r\n\r\n",
+		"\x04HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 3\r\n\r\nno!",
+		"\x04HTTP/1.1 302 Found\r\nLocation: wss://example.org/\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	u, _ := url.Parse("ws://example.com/chat?x=1")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		d := Dialect(data[0]%5 + 1)
+		o := &DialOptions{Dialect: d, Subprotocols: []string{"chat"}, Header: http.Header{"Origin": {"http://example.com"}},
+			Compression: &CompressionOptions{ContextTakeover: data[0]&8 == 0}}
+		r, err := o.newRequest(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The keys of the specs' examples, which the seeds answer.
+		r.key = "dGhlIHNhbXBsZSBub25jZQ=="
+		r.n1, _ = hixieKeyNumber("4 @1  46546xW%0l 1 5")
+		r.n2, _ = hixieKeyNumber("12998 5 Y3 1  .P00")
+		r.key3 = [8]byte([]byte("^n:ds[4U"))
+		resp, hs, err := r.readAnswer(bufio.NewReader(bytes.NewReader(data[1:])), u)
+		var he *HandshakeError
+		switch {
+		case err == nil:
+			if resp.StatusCode != 101 || hs.dialect != d || hs.protocol != "" && hs.protocol != "chat" {
+				t.Fatalf("accepted %d, %v, %q", resp.StatusCode, hs.dialect, hs.protocol)
+			}
+			if p := hs.deflate; p != nil && (!d.hybi() || p.serverBits < 8 || p.serverBits > 15 || p.clientBits < 8 || p.clientBits > 15 ||
+				!o.Compression.ContextTakeover && !(p.serverNoTakeover && p.clientNoTakeover)) {
+				t.Fatalf("accepted deflate %+v", *p)
+			}
+		case errors.As(err, &he):
+			if resp == nil || he.Status != resp.StatusCode || len(he.Body) > maxErrorBody {
+				t.Fatalf("HandshakeError %+v for %v", he, resp)
+			}
+		case resp != nil:
+			t.Fatalf("answer read, error %v", err)
+		}
+	})
+}

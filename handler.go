@@ -637,11 +637,8 @@ func (h *Handler) chooseSubprotocol(offered []string) string {
 	return ""
 }
 
-func (h *Handler) readLimit() int64 {
-	if h.ReadLimit == 0 {
-		return DefaultReadLimit
-	}
-	return h.ReadLimit
+func (h *Handler) connConfig() connConfig {
+	return connConfig{h.ReadLimit, h.CloseTimeout, h.WriteTimeout, h.PingInterval, h.PongTimeout, h.IdleTimeout, h.Compression}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -2,10 +2,13 @@ package websocket
 
 import (
 	"bufio"
+	crand "crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // acceptGUID is the fixed GUID of RFC 6455 section 1.3.
@@ -84,4 +87,75 @@ func writeHybiAnswer(w *bufio.Writer, hs *handshake) {
 		w.WriteString("Sec-WebSocket-Extensions: " + hs.extensions + "\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// newHybiKey is a Sec-WebSocket-Key: 16 random bytes in base64.
+func newHybiKey() string {
+	var nonce [16]byte
+	crand.Read(nonce[:])
+	return base64.StdEncoding.EncodeToString(nonce[:])
+}
+
+// appendHybiRequest appends the handshake request of RFC 6455 and of
+// hybi-07/08, which name the origin Sec-WebSocket-Origin.
+func appendHybiRequest(b []byte, r *clientRequest) []byte {
+	b = fmt.Appendf(b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n", r.resource, r.host, r.key)
+	switch {
+	case r.origin == "":
+	case r.dialect == RFC6455:
+		b = append(b, "Origin: "+r.origin+"\r\n"...)
+	default:
+		b = append(b, "Sec-WebSocket-Origin: "+r.origin+"\r\n"...)
+	}
+	b = append(b, "Sec-WebSocket-Version: "+hybiVersions[r.dialect]+"\r\n"...)
+	if len(r.protocols) > 0 {
+		b = append(b, "Sec-WebSocket-Protocol: "+strings.Join(r.protocols, ", ")+"\r\n"...)
+	}
+	if r.compression != nil {
+		b = append(b, "Sec-WebSocket-Extensions: "+deflateOffer(r.compression)+"\r\n"...)
+	}
+	return b
+}
+
+var hybiVersions = map[Dialect]string{RFC6455: "13", Hybi08: "8", Hybi07: "7"}
+
+// checkHybiAnswer verifies a 101 answer to r, as a browser would, and
+// returns what was agreed, or what is wrong.
+func checkHybiAnswer(resp *http.Response, r *clientRequest) (*handshake, string) {
+	hs := &handshake{dialect: r.dialect}
+	switch {
+	case !hasToken(resp.Header, "Upgrade", "websocket"):
+		return nil, "the answer lacks Upgrade: websocket"
+	case !hasToken(resp.Header, "Connection", "upgrade"):
+		return nil, "the answer lacks Connection: Upgrade"
+	case resp.Header.Get("Sec-Websocket-Accept") != acceptKey(r.key):
+		return nil, "Sec-WebSocket-Accept does not match the key sent"
+	}
+	var problem string
+	if hs.protocol, problem = checkProtocol(resp.Header.Values(headerProtocol), r.protocols); problem != "" {
+		return nil, problem
+	}
+	if ext := resp.Header.Values(headerExtensions); len(ext) > 0 {
+		if r.compression == nil {
+			return nil, "the server answered extensions not offered: " + strings.Join(ext, ", ")
+		}
+		p, problem := acceptDeflate(ext, r.compression)
+		if problem != "" {
+			return nil, problem
+		}
+		hs.deflate, hs.extensions = &p, strings.Join(ext, ", ")
+	}
+	return hs, ""
+}
+
+// checkProtocol checks the subprotocol answered (values of the field) to
+// be one of those offered, and returns it.
+func checkProtocol(values, offered []string) (string, string) {
+	switch {
+	case len(values) == 0:
+		return "", ""
+	case len(values) == 1 && slices.Contains(offered, values[0]):
+		return values[0], ""
+	}
+	return "", fmt.Sprintf("the server chose subprotocol %q, not offered", strings.Join(values, ", "))
 }

@@ -2,7 +2,10 @@ package websocket
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // parseHixie75 reads the draft-hixie-75 fields of the request into hs.
@@ -35,4 +38,64 @@ func writeHixieAnswer(w *bufio.Writer, hs *handshake) {
 		w.WriteString(prefix + "WebSocket-Protocol: " + hs.protocol + "\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// appendHixieRequest appends the handshake request of both hixie drafts,
+// fields in the order browsers sent them; -76's key3 follows the empty line.
+func appendHixieRequest(b []byte, r *clientRequest) []byte {
+	b = append(b, "GET "+r.resource+" HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nHost: "+r.host+"\r\n"...)
+	if r.origin != "" {
+		b = append(b, "Origin: "+r.origin+"\r\n"...)
+	}
+	prefix := ""
+	if r.dialect == Hixie76 {
+		prefix = "Sec-"
+	}
+	if len(r.protocols) > 0 {
+		b = append(b, prefix+"WebSocket-Protocol: "+r.protocols[0]+"\r\n"...)
+	}
+	if r.dialect == Hixie76 {
+		b = append(b, "Sec-WebSocket-Key1: "+r.key1+"\r\nSec-WebSocket-Key2: "+r.key2+"\r\n"...)
+	}
+	return b
+}
+
+// checkHixieAnswer verifies the fields of a 101 answer to r as the
+// browsers of the hixie drafts did: -75's first three lines byte for byte,
+// and for both, the origin and the URL asked for echoed. The -76 challenge
+// that follows is read by the caller.
+func checkHixieAnswer(resp *http.Response, r *clientRequest) (*handshake, string) {
+	prefix := "Sec-"
+	if r.dialect == Hixie75 {
+		prefix = ""
+		if resp.Proto != "HTTP/1.1" || resp.Status != "101 Web Socket Protocol Handshake" ||
+			resp.Header.Get("Upgrade") != "WebSocket" || resp.Header.Get("Connection") != "Upgrade" {
+			return nil, "the answer's first lines are not draft-hixie-75's"
+		}
+	}
+	hs := &handshake{dialect: r.dialect}
+	switch {
+	case !hasToken(resp.Header, "Upgrade", "websocket"):
+		return nil, "the answer lacks Upgrade: WebSocket"
+	case !hasToken(resp.Header, "Connection", "upgrade"):
+		return nil, "the answer lacks Connection: Upgrade"
+	case resp.Header.Get(prefix+"WebSocket-Origin") != r.origin:
+		return nil, fmt.Sprintf("%sWebSocket-Origin %q is not the origin sent, %q", prefix, resp.Header.Get(prefix+"WebSocket-Origin"), r.origin)
+	case !sameLocation(resp.Header.Get(prefix+"WebSocket-Location"), r.location):
+		return nil, fmt.Sprintf("%sWebSocket-Location %q is not the URL asked for, %q", prefix, resp.Header.Get(prefix+"WebSocket-Location"), r.location)
+	}
+	var problem string
+	hs.protocol, problem = checkProtocol(resp.Header.Values(prefix+"WebSocket-Protocol"), r.protocols)
+	return hs, problem
+}
+
+// sameLocation reports whether a Location answered names the URL asked
+// for: the same scheme and host (a default port or not) and the same
+// request target.
+func sameLocation(answered, asked string) bool {
+	a, err1 := url.Parse(answered)
+	b, err2 := url.Parse(asked)
+	return err1 == nil && err2 == nil && strings.EqualFold(a.Scheme, b.Scheme) &&
+		hostWithoutDefaultPort(a.Scheme, a.Host) == hostWithoutDefaultPort(b.Scheme, b.Host) &&
+		a.RequestURI() == b.RequestURI()
 }

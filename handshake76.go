@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
 )
 
 // parseHixie76 reads and checks the draft-hixie-76 fields of the request
@@ -67,4 +70,26 @@ func hixieChallenge(key1, key2 uint32, key3 [8]byte) [16]byte {
 	binary.BigEndian.PutUint32(b[4:], key2)
 	copy(b[8:], key3[:])
 	return md5.Sum(b[:])
+}
+
+// newHixieKey makes a Sec-WebSocket-Key1 or -Key2 as the draft says
+// (section 4.1): a random number times a random count of spaces (1 to
+// 12), with 1 to 12 random non-digit characters inserted anywhere and the
+// spaces anywhere but at either end. It returns the key and its number.
+func newHixieKey() (string, uint32) {
+	spaces := 1 + rand.N(uint64(12))
+	number := rand.N(math.MaxUint32/spaces + 1)
+	key := []byte(strconv.FormatUint(number*spaces, 10))
+	for range 1 + rand.N(12) {
+		// From U+0021-U+002F and U+003A-U+007E: printable, not digits.
+		c := byte('!' + rand.N(15))
+		if rand.N(2) == 0 {
+			c = byte(':' + rand.N(69))
+		}
+		key = slices.Insert(key, rand.N(len(key)+1), c)
+	}
+	for range spaces {
+		key = slices.Insert(key, 1+rand.N(len(key)-1), ' ')
+	}
+	return string(key), uint32(number)
 }

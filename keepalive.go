@@ -37,16 +37,16 @@ func (c *Conn) heardFrame() {
 	}
 }
 
-// startKeepalive arms the timer if the handler asks for keepalive.
-func startKeepalive(c *Conn, h *Handler) {
-	pings := c.dialect.hybi() && h.PingInterval > 0
-	if !pings && h.IdleTimeout <= 0 {
+// startKeepalive arms the timer if cfg asks for keepalive.
+func startKeepalive(c *Conn, cfg connConfig) {
+	pings := c.dialect.hybi() && cfg.pingInterval > 0
+	if !pings && cfg.idleTimeout <= 0 {
 		return
 	}
-	k := &keepalive{c: c, idle: h.IdleTimeout, lastHeard: time.Now()}
+	k := &keepalive{c: c, idle: cfg.idleTimeout, lastHeard: time.Now()}
 	if pings {
-		k.interval = h.PingInterval
-		k.pongTimeout = orDefault(h.PongTimeout, h.PingInterval)
+		k.interval = cfg.pingInterval
+		k.pongTimeout = orDefault(cfg.pongTimeout, cfg.pingInterval)
 	}
 	c.keepalive = k // before the timer can fire and read it
 	k.mu.Lock()

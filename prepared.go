@@ -83,6 +83,11 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if err := c.checkType(pm.typ); err != nil {
 		return err
 	}
+	if c.masks() { // a frame masked with its own key: nothing to share
+		c.msgMu.Lock()
+		defer c.msgMu.Unlock()
+		return c.writeWhole(pm.typ, pm.data)
+	}
 	f, compressed, err := pm.frame(c)
 	if err != nil {
 		return err

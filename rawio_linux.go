@@ -77,6 +77,9 @@ func (w *rawWriter) init(c *Conn) {
 // that would block arms the write timeout: a write that completes at once
 // needs no timer.
 func (c *Conn) send(pre, p, post []byte) error {
+	if len(p) > 0 && c.masks() { // here, not in a frame of its own: an idle connection's stack is small
+		return c.sendMasked(pre, p) // which calls send with p nil
+	}
 	if c.br.raw == nil {
 		return c.sendConn(pre, p, post)
 	}

@@ -13,7 +13,12 @@ func (*rawBatch) reset() {}
 func (c *Conn) useRawSocket() {}
 
 // send writes pre, p and post, one frame (wmu held).
-func (c *Conn) send(pre, p, post []byte) error { return c.sendConn(pre, p, post) }
+func (c *Conn) send(pre, p, post []byte) error {
+	if len(p) > 0 && c.masks() {
+		return c.sendMasked(pre, p) // which calls send with p nil
+	}
+	return c.sendConn(pre, p, post)
+}
 
 // sendFrames writes b's frames (msgMu and wmu held).
 func (c *Conn) sendFrames(b *frameBatch, _ bool) error { return c.sendFramesConn(b.frames) }

@@ -100,21 +100,31 @@ func (cr *connReader) consumed(n int) {
 	}
 }
 
+// waitIdle waits for the peer's next frame: over TLS with a one-byte
+// read and no buffer held (fillTLS).
+func (cr *connReader) waitIdle() error {
+	if cr.w > cr.r {
+		return nil
+	}
+	return cr.fill(true)
+}
+
 // wait waits until there are bytes to read.
 func (cr *connReader) wait() error {
 	if cr.w > cr.r {
 		return nil
 	}
-	return cr.fill()
+	return cr.fill(false)
 }
 
-// fill reads more into the buffer: at least one byte, or an error.
-func (cr *connReader) fill() error {
+// fill reads more into the buffer: at least one byte, or an error. idle
+// says that the peer's next frame is awaited (waitIdle).
+func (cr *connReader) fill(idle bool) error {
 	if cr.buf == nil {
 		switch {
 		case cr.raw != nil:
 			return cr.fillRaw()
-		case cr.tls:
+		case cr.tls && idle:
 			return cr.fillTLS()
 		}
 		cr.acquire()
@@ -154,9 +164,11 @@ func (cr *connReader) fillRaw() error {
 
 // fillTLS waits for the peer with a one-byte read, which holds no buffer,
 // then reads into a fresh buffer what else TLS has decrypted of the record:
-// that read does not wait, unless the record held only the one byte (a
-// frame is longer: its next bytes are on their way). Its error, if any,
-// comes back at the next read.
+// that read does not wait, unless the record held only the one byte. Only
+// a wait for the next frame reads this way (waitIdle): a frame is longer
+// than a byte, so its next bytes are on their way; the last byte of a
+// frame may come in a record of its own, after which the peer may wait
+// for an answer. Its error, if any, comes back at the next read.
 func (cr *connReader) fillTLS() error {
 	n, err := cr.conn.Read(cr.first[:])
 	if n == 0 {
@@ -179,7 +191,7 @@ func (cr *connReader) Peek(n int) ([]byte, error) {
 		return nil, nil
 	}
 	for cr.w-cr.r < n {
-		if err := cr.fill(); err != nil {
+		if err := cr.fill(false); err != nil {
 			if cr.w-cr.r > 0 && errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
