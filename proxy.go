@@ -1,0 +1,390 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+)
+
+// ErrProxyAuth is wrapped by the errors of a proxy that wants credentials
+// it did not get or that it rejected: an HTTP proxy's 407, a SOCKS5 proxy
+// that accepts none of the offered methods or fails the username/password.
+var ErrProxyAuth = errors.New("websocket: proxy authentication required or failed")
+
+// ProxyError is an HTTP proxy's refusal to open a CONNECT tunnel: its
+// answer had a status other than 2xx.
+type ProxyError struct {
+	Status int
+	Header http.Header
+	// Body holds the first bytes of the answer's body (at most 512), which
+	// often say why.
+	Body []byte
+}
+
+func (e *ProxyError) Error() string {
+	msg := "websocket: proxy refused the tunnel: " + strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
+	if e.Status == http.StatusProxyAuthRequired {
+		msg += " (credentials missing or wrong)"
+	}
+	return msg
+}
+
+// Unwrap gives ErrProxyAuth for a 407, so that errors.Is finds it whatever
+// the proxy's kind.
+func (e *ProxyError) Unwrap() error {
+	if e.Status == http.StatusProxyAuthRequired {
+		return ErrProxyAuth
+	}
+	return nil
+}
+
+// SOCKSError is a SOCKS5 proxy's refusal of a CONNECT: the reply code of
+// RFC 1928 section 6.
+type SOCKSError struct {
+	Reply byte
+}
+
+var socksReplies = [...]string{
+	1: "general SOCKS server failure",
+	2: "connection not allowed by ruleset",
+	3: "network unreachable",
+	4: "host unreachable",
+	5: "connection refused",
+	6: "TTL expired",
+	7: "command not supported",
+	8: "address type not supported",
+}
+
+func (e *SOCKSError) Error() string {
+	if int(e.Reply) < len(socksReplies) && socksReplies[e.Reply] != "" {
+		return "websocket: socks5 proxy refused the connection: " + socksReplies[e.Reply]
+	}
+	return fmt.Sprintf("websocket: socks5 proxy refused the connection: reply code 0x%02x", e.Reply)
+}
+
+// proxyBodyLimit bounds the refusal body kept in a ProxyError.
+const proxyBodyLimit = 512
+
+// dialProxy returns a connection to addr (host:port) tunnelled through proxy.
+//
+// Schemes: http (CONNECT), https (CONNECT inside TLS to the proxy), socks5
+// (the name resolved here) and socks5h (the name resolved by the proxy).
+// The proxy URL's user info is the credentials: Basic for HTTP,
+// username/password (RFC 1929) for SOCKS5. dial opens the TCP connection
+// to the proxy (nil: a plain net.Dialer); tlsConfig is the client's, whose
+// roots and settings also verify an https proxy.
+//
+// ctx bounds the whole exchange, not only the dial: a proxy that accepts
+// the connection and never answers must not hold the caller forever. On
+// any failure the connection to the proxy is closed.
+func dialProxy(ctx context.Context, proxy *url.URL, addr string, dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) (net.Conn, error) {
+	if proxy == nil {
+		return nil, errors.New("websocket: proxy: no proxy URL")
+	}
+	var defaultPort string
+	switch proxy.Scheme {
+	case "http":
+		defaultPort = "80"
+	case "https":
+		defaultPort = "443"
+	case "socks5", "socks5h":
+		defaultPort = "1080"
+	default:
+		return nil, fmt.Errorf("websocket: proxy: unsupported scheme %q (want http, https, socks5 or socks5h)", proxy.Scheme)
+	}
+	host := proxy.Hostname()
+	if host == "" {
+		return nil, errors.New("websocket: proxy: URL has no host")
+	}
+	port := proxy.Port()
+	if port == "" {
+		port = defaultPort
+	}
+	proxyAddr := net.JoinHostPort(host, port)
+	// Errors name the proxy by scheme and address: never the URL, whose
+	// user info may hold a password.
+	prefix := "websocket: proxy " + proxy.Scheme + "://" + proxyAddr + ": "
+
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", proxyAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", prefix, err)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	// Closing the socket is what unblocks a read or write in progress when
+	// ctx is cancelled without a deadline.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+
+	tunnel, err := proxyHandshake(ctx, conn, proxy, host, addr, tlsConfig)
+	if err == nil && !stop() {
+		err = ctx.Err() // ctx ended as the handshake did: conn is closed
+	}
+	if err != nil {
+		stop()
+		conn.Close()
+		switch err.(type) {
+		case *ProxyError, *SOCKSError:
+			return nil, err // the proxy's own word, complete as it is
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The failure is the closed socket or the expired deadline:
+			// say what closed it.
+			err = ctxErr
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline set from ctx expired a moment before ctx did.
+			err = context.DeadlineExceeded
+		}
+		return nil, fmt.Errorf("%s%w", prefix, err)
+	}
+	tunnel.SetDeadline(time.Time{})
+	return tunnel, nil
+}
+
+// proxyHandshake opens the tunnel over conn, the connection to the proxy.
+// It returns the connection to use, which may wrap conn; conn is closed
+// by the caller on error.
+func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHost, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+	switch proxy.Scheme {
+	case "https":
+		// Like net/http: the client's TLS settings, but the proxy's name
+		// and no ALPN, as the proxy speaks HTTP/1.1 CONNECT whatever the
+		// target speaks.
+		cfg := tlsConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		cfg.ServerName = proxyHost
+		cfg.NextProtos = nil
+		tlsConn := tls.Client(conn, cfg)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		return httpConnect(tlsConn, proxy.User, addr)
+	case "socks5", "socks5h":
+		return conn, socks5Connect(ctx, conn, proxy.User, addr, proxy.Scheme == "socks5h")
+	}
+	return httpConnect(conn, proxy.User, addr)
+}
+
+// httpConnect asks an HTTP proxy for a tunnel to addr with CONNECT.
+func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, error) {
+	req := &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Opaque: addr},
+		Host:   addr,
+		Header: make(http.Header),
+	}
+	if user != nil {
+		pass, _ := user.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)))
+	}
+	// Write checks addr as a Host field, so a name with CR or LF cannot
+	// smuggle fields into the request.
+	if err := req.Write(conn); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer to CONNECT: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, &ProxyError{Status: resp.StatusCode, Header: resp.Header, Body: refusalBody(resp, br)}
+	}
+	// The proxy may have sent the server's first bytes right behind its
+	// answer, and they sit in br. Without them, hand back conn itself: the
+	// Conn reads a bare *net.TCPConn with raw socket I/O.
+	if n := br.Buffered(); n > 0 {
+		early, _ := br.Peek(n)
+		return &prefixConn{Conn: conn, prefix: append([]byte(nil), early...)}, nil
+	}
+	return conn, nil
+}
+
+// refusalBody returns the first bytes of a refusal's body. A body of known
+// length (or chunked) is read, under the caller's deadline; a body that
+// runs to the end of the connection is taken only as far as it already
+// arrived, as a proxy may hold the connection open after it.
+func refusalBody(resp *http.Response, br *bufio.Reader) []byte {
+	if resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 {
+		b, _ := br.Peek(min(br.Buffered(), proxyBodyLimit))
+		return append([]byte(nil), b...)
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, proxyBodyLimit))
+	return b
+}
+
+// prefixConn is a connection whose first reads return bytes that were
+// read from it before.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.prefix)
+	c.prefix = c.prefix[n:]
+	return n, nil
+}
+
+// SOCKS5 constants of RFC 1928 and RFC 1929.
+const (
+	socks5Version      = 5
+	socks5NoAuth       = 0x00
+	socks5UserPass     = 0x02
+	socks5NoAcceptable = 0xff
+	socks5CmdConnect   = 1
+	socks5IPv4         = 1
+	socks5Domain       = 3
+	socks5IPv6         = 4
+	socksUserPassVer   = 1
+)
+
+// socks5Connect asks a SOCKS5 proxy for a connection to addr. With remote
+// (socks5h) a name goes to the proxy as it is; otherwise it is resolved
+// here and the proxy gets an address. Reads take exactly the reply's
+// bytes, so what follows it stays in conn.
+func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr string, remote bool) error {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	port, err := net.DefaultResolver.LookupPort(ctx, "tcp", portStr)
+	if err != nil {
+		return err
+	}
+	// The request is built before anything is sent, so a bad address
+	// fails without a word to the proxy.
+	req := []byte{socks5Version, socks5CmdConnect, 0}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err == nil:
+		req = appendSOCKSAddr(req, ip.Unmap())
+	case remote:
+		if len(host) > 255 {
+			return fmt.Errorf("host name of %d bytes: SOCKS5 carries at most 255", len(host))
+		}
+		req = append(req, socks5Domain, byte(len(host)))
+		req = append(req, host...)
+	default:
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return err
+		}
+		req = appendSOCKSAddr(req, ips[0].Unmap())
+	}
+	req = binary.BigEndian.AppendUint16(req, uint16(port))
+
+	methods := []byte{socks5Version, 1, socks5NoAuth}
+	if user != nil {
+		methods = []byte{socks5Version, 2, socks5NoAuth, socks5UserPass}
+	}
+	if _, err := conn.Write(methods); err != nil {
+		return err
+	}
+	var b [4]byte
+	if _, err := io.ReadFull(conn, b[:2]); err != nil {
+		return fmt.Errorf("reading the method choice: %w", err)
+	}
+	if b[0] != socks5Version {
+		return fmt.Errorf("not a SOCKS5 proxy: version %d in its answer", b[0])
+	}
+	switch b[1] {
+	case socks5NoAuth:
+	case socks5UserPass:
+		if user == nil {
+			return errors.New("proxy chose username/password authentication, which was not offered")
+		}
+		if err := socks5Auth(conn, user); err != nil {
+			return err
+		}
+	case socks5NoAcceptable:
+		return fmt.Errorf("accepts none of the offered authentication methods: %w", ErrProxyAuth)
+	default:
+		return fmt.Errorf("proxy chose authentication method 0x%02x, which was not offered", b[1])
+	}
+
+	if _, err := conn.Write(req); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(conn, b[:4]); err != nil {
+		return fmt.Errorf("reading the reply to CONNECT: %w", err)
+	}
+	if b[0] != socks5Version {
+		return fmt.Errorf("version %d in the reply to CONNECT", b[0])
+	}
+	if b[1] != 0 {
+		return &SOCKSError{Reply: b[1]}
+	}
+	var rest int // the bound address and port, which a client does not need
+	switch b[3] {
+	case socks5IPv4:
+		rest = 4 + 2
+	case socks5IPv6:
+		rest = 16 + 2
+	case socks5Domain:
+		if _, err := io.ReadFull(conn, b[:1]); err != nil {
+			return fmt.Errorf("reading the reply to CONNECT: %w", err)
+		}
+		rest = int(b[0]) + 2
+	default:
+		return fmt.Errorf("address type 0x%02x in the reply to CONNECT", b[3])
+	}
+	if _, err := io.CopyN(io.Discard, conn, int64(rest)); err != nil {
+		return fmt.Errorf("reading the reply to CONNECT: %w", err)
+	}
+	return nil
+}
+
+func appendSOCKSAddr(b []byte, ip netip.Addr) []byte {
+	if ip.Is4() {
+		b = append(b, socks5IPv4)
+	} else {
+		b = append(b, socks5IPv6)
+	}
+	return append(b, ip.AsSlice()...)
+}
+
+// socks5Auth is the username/password exchange of RFC 1929.
+func socks5Auth(conn net.Conn, user *url.Userinfo) error {
+	name := user.Username()
+	pass, _ := user.Password()
+	if len(name) == 0 || len(name) > 255 || len(pass) > 255 {
+		return errors.New("SOCKS5 username must be 1 to 255 bytes, the password at most 255")
+	}
+	msg := make([]byte, 0, 3+len(name)+len(pass))
+	msg = append(msg, socksUserPassVer, byte(len(name)))
+	msg = append(msg, name...)
+	msg = append(msg, byte(len(pass)))
+	msg = append(msg, pass...)
+	if _, err := conn.Write(msg); err != nil {
+		return err
+	}
+	var b [2]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return fmt.Errorf("reading the authentication status: %w", err)
+	}
+	if b[1] != 0 {
+		return fmt.Errorf("username/password rejected (status %d): %w", b[1], ErrProxyAuth)
+	}
+	return nil
+}
