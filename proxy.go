@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -113,6 +114,10 @@ func dialProxy(ctx context.Context, proxy *url.URL, addr string, dial func(ctx c
 		port = defaultPort
 	}
 	proxyAddr := net.JoinHostPort(host, port)
+	targetHost, targetPort, err := splitTarget(addr)
+	if err != nil {
+		return nil, err
+	}
 	// Errors name the proxy by scheme and address: never the URL, whose
 	// user info may hold a password.
 	prefix := "websocket: proxy " + proxy.Scheme + "://" + proxyAddr + ": "
@@ -131,7 +136,7 @@ func dialProxy(ctx context.Context, proxy *url.URL, addr string, dial func(ctx c
 	// ctx is cancelled without a deadline.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 
-	tunnel, err := proxyHandshake(ctx, conn, proxy, host, addr, tlsConfig)
+	tunnel, err := proxyHandshake(ctx, conn, proxy, host, targetHost, targetPort, tlsConfig)
 	if err == nil && !stop() {
 		err = ctx.Err() // ctx ended as the handshake did: conn is closed
 	}
@@ -156,10 +161,26 @@ func dialProxy(ctx context.Context, proxy *url.URL, addr string, dial func(ctx c
 	return tunnel, nil
 }
 
-// proxyHandshake opens the tunnel over conn, the connection to the proxy.
-// It returns the connection to use, which may wrap conn; conn is closed
-// by the caller on error.
-func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHost, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+// splitTarget checks the address to tunnel to before any byte is sent: a
+// host and a numeric port, and nothing that could end a line or a field
+// of the CONNECT request.
+func splitTarget(addr string) (host string, port uint16, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("websocket: proxy: bad target address: %w", err)
+	}
+	p, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || host == "" || strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "", 0, fmt.Errorf("websocket: proxy: bad target address %q: want host:port", addr)
+	}
+	return host, uint16(p), nil
+}
+
+// proxyHandshake opens the tunnel to host:port over conn, the connection
+// to the proxy. It returns the connection to use, which may wrap conn;
+// conn is closed by the caller on error.
+func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHost, host string, port uint16, tlsConfig *tls.Config) (net.Conn, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	switch proxy.Scheme {
 	case "https":
 		// Like net/http: the client's TLS settings, but the proxy's name
@@ -177,7 +198,7 @@ func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHos
 		}
 		return httpConnect(tlsConn, proxy.User, addr)
 	case "socks5", "socks5h":
-		return conn, socks5Connect(ctx, conn, proxy.User, addr, proxy.Scheme == "socks5h")
+		return conn, socks5Connect(ctx, conn, proxy.User, host, port, proxy.Scheme == "socks5h")
 	}
 	return httpConnect(conn, proxy.User, addr)
 }
@@ -259,19 +280,11 @@ const (
 	socksUserPassVer   = 1
 )
 
-// socks5Connect asks a SOCKS5 proxy for a connection to addr. With remote
+// socks5Connect asks a SOCKS5 proxy for a connection to host:port. With remote
 // (socks5h) a name goes to the proxy as it is; otherwise it is resolved
 // here and the proxy gets an address. Reads take exactly the reply's
 // bytes, so what follows it stays in conn.
-func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr string, remote bool) error {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	port, err := net.DefaultResolver.LookupPort(ctx, "tcp", portStr)
-	if err != nil {
-		return err
-	}
+func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, host string, port uint16, remote bool) error {
 	// The request is built before anything is sent, so a bad address
 	// fails without a word to the proxy.
 	req := []byte{socks5Version, socks5CmdConnect, 0}
@@ -292,7 +305,7 @@ func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr 
 		}
 		req = appendSOCKSAddr(req, ips[0].Unmap())
 	}
-	req = binary.BigEndian.AppendUint16(req, uint16(port))
+	req = binary.BigEndian.AppendUint16(req, port)
 
 	methods := []byte{socks5Version, 1, socks5NoAuth}
 	if user != nil {
@@ -301,7 +314,7 @@ func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr 
 	if _, err := conn.Write(methods); err != nil {
 		return err
 	}
-	var b [4]byte
+	var b [255 + 2]byte // the largest part of a reply: a name and a port
 	if _, err := io.ReadFull(conn, b[:2]); err != nil {
 		return fmt.Errorf("reading the method choice: %w", err)
 	}
@@ -349,7 +362,7 @@ func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr 
 	default:
 		return fmt.Errorf("address type 0x%02x in the reply to CONNECT", b[3])
 	}
-	if _, err := io.CopyN(io.Discard, conn, int64(rest)); err != nil {
+	if _, err := io.ReadFull(conn, b[:rest]); err != nil {
 		return fmt.Errorf("reading the reply to CONNECT: %w", err)
 	}
 	return nil
