@@ -20,8 +20,9 @@ import (
 )
 
 // ErrProxyAuth is wrapped by the errors of a proxy that wants credentials
-// it did not get or that it rejected: an HTTP proxy's 407, a SOCKS5 proxy
-// that accepts none of the offered methods or fails the username/password.
+// it did not get or that it rejected: an HTTP proxy's 407 (or 401, which
+// tinyproxy answers to wrong ones), a SOCKS5 proxy that accepts none of
+// the offered methods or fails the username/password.
 var ErrProxyAuth = errors.New("websocket: proxy authentication required or failed")
 
 // ProxyError is an HTTP proxy's refusal to open a CONNECT tunnel: its
@@ -36,19 +37,25 @@ type ProxyError struct {
 
 func (e *ProxyError) Error() string {
 	msg := "websocket: proxy refused the tunnel: " + strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
-	if e.Status == http.StatusProxyAuthRequired {
-		msg += " (credentials missing or wrong)"
+	if e.isAuth() {
+		msg += " (proxy credentials missing or wrong)"
 	}
 	return msg
 }
 
-// Unwrap gives ErrProxyAuth for a 407, so that errors.Is finds it whatever
-// the proxy's kind.
+// Unwrap gives ErrProxyAuth for a 407 or 401, so that errors.Is finds it
+// whatever the proxy's kind.
 func (e *ProxyError) Unwrap() error {
-	if e.Status == http.StatusProxyAuthRequired {
+	if e.isAuth() {
 		return ErrProxyAuth
 	}
 	return nil
+}
+
+// isAuth tells a refusal for credentials. A 401 to CONNECT comes from the
+// proxy too, as the target is not reached before a 2xx.
+func (e *ProxyError) isAuth() bool {
+	return e.Status == http.StatusProxyAuthRequired || e.Status == http.StatusUnauthorized
 }
 
 // SOCKSError is a SOCKS5 proxy's refusal of a CONNECT: the reply code of
@@ -75,8 +82,13 @@ func (e *SOCKSError) Error() string {
 	return fmt.Sprintf("websocket: socks5 proxy refused the connection: reply code 0x%02x", e.Reply)
 }
 
-// proxyBodyLimit bounds the refusal body kept in a ProxyError.
-const proxyBodyLimit = 512
+// A refusal's body is kept up to proxyBodyLimit bytes, as much as arrives
+// within proxyBodyWait: it only explains, and a proxy may send no length
+// and hold the connection open after it.
+const (
+	proxyBodyLimit = 512
+	proxyBodyWait  = 250 * time.Millisecond
+)
 
 // dialProxy returns a connection to addr (host:port) tunnelled through proxy.
 //
@@ -196,15 +208,15 @@ func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHos
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			return nil, err
 		}
-		return httpConnect(tlsConn, proxy.User, addr)
+		return httpConnect(ctx, tlsConn, proxy.User, addr)
 	case "socks5", "socks5h":
 		return conn, socks5Connect(ctx, conn, proxy.User, host, port, proxy.Scheme == "socks5h")
 	}
-	return httpConnect(conn, proxy.User, addr)
+	return httpConnect(ctx, conn, proxy.User, addr)
 }
 
 // httpConnect asks an HTTP proxy for a tunnel to addr with CONNECT.
-func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, error) {
+func httpConnect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr string) (net.Conn, error) {
 	req := &http.Request{
 		Method: http.MethodConnect,
 		URL:    &url.URL{Opaque: addr},
@@ -226,7 +238,13 @@ func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, erro
 		return nil, fmt.Errorf("reading the answer to CONNECT: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, &ProxyError{Status: resp.StatusCode, Header: resp.Header, Body: refusalBody(resp, br)}
+		deadline := time.Now().Add(proxyBodyWait)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		conn.SetReadDeadline(deadline)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, proxyBodyLimit))
+		return nil, &ProxyError{Status: resp.StatusCode, Header: resp.Header, Body: body}
 	}
 	// The proxy may have sent the server's first bytes right behind its
 	// answer, and they sit in br. Without them, hand back conn itself: the
@@ -236,19 +254,6 @@ func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, erro
 		return &prefixConn{Conn: conn, prefix: append([]byte(nil), early...)}, nil
 	}
 	return conn, nil
-}
-
-// refusalBody returns the first bytes of a refusal's body. A body of known
-// length (or chunked) is read, under the caller's deadline; a body that
-// runs to the end of the connection is taken only as far as it already
-// arrived, as a proxy may hold the connection open after it.
-func refusalBody(resp *http.Response, br *bufio.Reader) []byte {
-	if resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 {
-		b, _ := br.Peek(min(br.Buffered(), proxyBodyLimit))
-		return append([]byte(nil), b...)
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, proxyBodyLimit))
-	return b
 }
 
 // prefixConn is a connection whose first reads return bytes that were

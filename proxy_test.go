@@ -275,8 +275,9 @@ func TestProxyHTTPNoAuth(t *testing.T) {
 }
 
 // TestProxyHTTPRefused: a refusal is a *ProxyError with the status, the
-// fields and the body's first bytes, returned without waiting for the
-// proxy to close a connection it may hold open.
+// fields and the body's first bytes, even those sent a moment after the
+// head, returned without waiting for the proxy to close a connection it
+// holds open.
 func TestProxyHTTPRefused(t *testing.T) {
 	long := strings.Repeat("x", 2000)
 	for _, tc := range []struct {
@@ -286,7 +287,8 @@ func TestProxyHTTPRefused(t *testing.T) {
 	}{
 		{"length", "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 13\r\nX-Why: upstream\r\n\r\nno upstream\r\n", 502, "no upstream\r\n"},
 		{"chunked", "HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: rules\r\n\r\n6\r\nnot me\r\n0\r\n\r\n", 403, "not me"},
-		{"to EOF", "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nX-Why: creds\r\n\r\nwho are you", 407, "who are you"},
+		{"401", "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nX-Why: creds\r\n\r\n", 401, ""},
+		{"to EOF", "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nX-Why: creds\r\n\r\n|who are you", 407, "who are you"},
 		{"long", "HTTP/1.1 500 Oops\r\nContent-Length: 2000\r\nX-Why: long\r\n\r\n" + long, 500, long[:proxyBodyLimit]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,7 +297,12 @@ func TestProxyHTTPRefused(t *testing.T) {
 					t.Errorf("reading CONNECT: %v", err)
 					return
 				}
-				c.Write([]byte(tc.answer)) // and the connection stays open
+				// The part after a | comes a little later; then the
+				// connection stays open.
+				head, later, _ := strings.Cut(tc.answer, "|")
+				c.Write([]byte(head))
+				time.Sleep(50 * time.Millisecond)
+				c.Write([]byte(later))
 			})
 			start := time.Now()
 			_, err := dialProxy(testCtx(t, 10*time.Second), mustURL(t, "http://"+f.addr), "example.com:80", nil, nil)
@@ -309,7 +316,7 @@ func TestProxyHTTPRefused(t *testing.T) {
 			if pe.Status != tc.status || pe.Header.Get("X-Why") == "" || string(pe.Body) != tc.body {
 				t.Errorf("got status %d, fields %v, body %q; want %d, X-Why, %q", pe.Status, pe.Header, pe.Body, tc.status, tc.body)
 			}
-			if got := errors.Is(err, ErrProxyAuth); got != (tc.status == 407) {
+			if got := errors.Is(err, ErrProxyAuth); got != (tc.status == 407 || tc.status == 401) {
 				t.Errorf("errors.Is(%v, ErrProxyAuth) = %v", err, got)
 			}
 			if !strings.Contains(err.Error(), strconv.Itoa(tc.status)) {
