@@ -36,7 +36,10 @@ type ProxyError struct {
 }
 
 func (e *ProxyError) Error() string {
-	msg := "websocket: proxy refused the tunnel: " + strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
+	msg := "websocket: proxy refused the tunnel: " + strconv.Itoa(e.Status)
+	if text := http.StatusText(e.Status); text != "" {
+		msg += " " + text
+	}
 	if e.isAuth() {
 		msg += " (proxy credentials missing or wrong)"
 	}
@@ -290,8 +293,24 @@ const (
 // here and the proxy gets an address. Reads take exactly the reply's
 // bytes, so what follows it stays in conn.
 func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, host string, port uint16, remote bool) error {
-	// The request is built before anything is sent, so a bad address
-	// fails without a word to the proxy.
+	// The messages are built before anything is sent, so bad credentials
+	// or a bad address fail without a word to the proxy.
+	methods := []byte{socks5Version, 1, socks5NoAuth}
+	var auth []byte
+	if user != nil {
+		methods = []byte{socks5Version, 2, socks5NoAuth, socks5UserPass}
+		name := user.Username()
+		pass, _ := user.Password()
+		if len(name) == 0 || len(name) > 255 || len(pass) > 255 {
+			return errors.New("SOCKS5 username must be 1 to 255 bytes, the password at most 255")
+		}
+		// RFC 1929: version 1, then the name and the password, each
+		// after its length.
+		auth = append(auth, socksUserPassVer, byte(len(name)))
+		auth = append(auth, name...)
+		auth = append(auth, byte(len(pass)))
+		auth = append(auth, pass...)
+	}
 	req := []byte{socks5Version, socks5CmdConnect, 0}
 	ip, err := netip.ParseAddr(host)
 	switch {
@@ -308,14 +327,13 @@ func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, host 
 		if err != nil {
 			return err
 		}
+		if len(ips) == 0 {
+			return fmt.Errorf("lookup %s: no address", host)
+		}
 		req = appendSOCKSAddr(req, ips[0].Unmap())
 	}
 	req = binary.BigEndian.AppendUint16(req, port)
 
-	methods := []byte{socks5Version, 1, socks5NoAuth}
-	if user != nil {
-		methods = []byte{socks5Version, 2, socks5NoAuth, socks5UserPass}
-	}
 	if _, err := conn.Write(methods); err != nil {
 		return err
 	}
@@ -329,11 +347,17 @@ func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, host 
 	switch b[1] {
 	case socks5NoAuth:
 	case socks5UserPass:
-		if user == nil {
+		if auth == nil {
 			return errors.New("proxy chose username/password authentication, which was not offered")
 		}
-		if err := socks5Auth(conn, user); err != nil {
+		if _, err := conn.Write(auth); err != nil {
 			return err
+		}
+		if _, err := io.ReadFull(conn, b[:2]); err != nil {
+			return fmt.Errorf("reading the authentication status: %w", err)
+		}
+		if b[1] != 0 {
+			return fmt.Errorf("username/password rejected (status %d): %w", b[1], ErrProxyAuth)
 		}
 	case socks5NoAcceptable:
 		return fmt.Errorf("accepts none of the offered authentication methods: %w", ErrProxyAuth)
@@ -380,29 +404,4 @@ func appendSOCKSAddr(b []byte, ip netip.Addr) []byte {
 		b = append(b, socks5IPv6)
 	}
 	return append(b, ip.AsSlice()...)
-}
-
-// socks5Auth is the username/password exchange of RFC 1929.
-func socks5Auth(conn net.Conn, user *url.Userinfo) error {
-	name := user.Username()
-	pass, _ := user.Password()
-	if len(name) == 0 || len(name) > 255 || len(pass) > 255 {
-		return errors.New("SOCKS5 username must be 1 to 255 bytes, the password at most 255")
-	}
-	msg := make([]byte, 0, 3+len(name)+len(pass))
-	msg = append(msg, socksUserPassVer, byte(len(name)))
-	msg = append(msg, name...)
-	msg = append(msg, byte(len(pass)))
-	msg = append(msg, pass...)
-	if _, err := conn.Write(msg); err != nil {
-		return err
-	}
-	var b [2]byte
-	if _, err := io.ReadFull(conn, b[:]); err != nil {
-		return fmt.Errorf("reading the authentication status: %w", err)
-	}
-	if b[1] != 0 {
-		return fmt.Errorf("username/password rejected (status %d): %w", b[1], ErrProxyAuth)
-	}
-	return nil
 }

@@ -724,3 +724,16 @@ func TestProxySOCKS5BrokenAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestProxySOCKS5BadCredentials: credentials that RFC 1929 cannot carry
+// fail before a byte is sent.
+func TestProxySOCKS5BadCredentials(t *testing.T) {
+	for _, user := range []string{":pass", strings.Repeat("n", 256) + ":pass", "user:" + strings.Repeat("p", 256)} {
+		f := proxyFake(t, func(c net.Conn) {})
+		_, err := dialProxy(testCtx(t, 10*time.Second), mustURL(t, "socks5://"+user+"@"+f.addr), "127.0.0.1:80", nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "255") {
+			t.Errorf("user %.10q…: error %v, want the length limits", user, err)
+		}
+		f.closed(t)
+	}
+}
