@@ -178,7 +178,8 @@ func dialProxy(ctx context.Context, proxy *url.URL, addr string, dial func(ctx c
 
 // splitTarget checks the address to tunnel to before any byte is sent: a
 // host and a numeric port, and nothing that could end a line or a field
-// of the CONNECT request.
+// of the CONNECT request (req.Write would only blank a bad Host field,
+// and the request line carries addr too).
 func splitTarget(addr string) (host string, port uint16, err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -230,8 +231,6 @@ func httpConnect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr st
 		pass, _ := user.Password()
 		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)))
 	}
-	// Write checks addr as a Host field, so a name with CR or LF cannot
-	// smuggle fields into the request.
 	if err := req.Write(conn); err != nil {
 		return nil, err
 	}
@@ -288,10 +287,10 @@ const (
 	socksUserPassVer   = 1
 )
 
-// socks5Connect asks a SOCKS5 proxy for a connection to host:port. With remote
-// (socks5h) a name goes to the proxy as it is; otherwise it is resolved
-// here and the proxy gets an address. Reads take exactly the reply's
-// bytes, so what follows it stays in conn.
+// socks5Connect asks a SOCKS5 proxy for a connection to host:port. With
+// remote (socks5h) a name goes to the proxy as it is; otherwise it is
+// resolved here and the proxy gets an address. Reads take exactly the
+// reply's bytes, so what follows it stays in conn.
 func socks5Connect(ctx context.Context, conn net.Conn, user *url.Userinfo, host string, port uint16, remote bool) error {
 	// The messages are built before anything is sent, so bad credentials
 	// or a bad address fail without a word to the proxy.
