@@ -199,7 +199,8 @@ func TestProxyTinyproxy(t *testing.T) {
 		checkTunnel(t, conn)
 	})
 	t.Run("port not allowed", func(t *testing.T) {
-		_, err := dialProxy(testCtx(t, 10*time.Second), proxy, net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort(t))), nil, nil)
+		// Port 9 is below every ephemeral range: never the echo's or down.
+		_, err := dialProxy(testCtx(t, 10*time.Second), proxy, "127.0.0.1:9", nil, nil)
 		pe := wantProxyStatus(t, err, http.StatusForbidden)
 		if !bytes.Contains(pe.Body, []byte("not allowed")) {
 			t.Errorf("body %q does not say why", pe.Body)
@@ -246,7 +247,7 @@ func TestProxyTinyproxyAuth(t *testing.T) {
 }
 
 // startDante starts danted with the given socksmethod, relaying from and
-// to 127.0.0.1.
+// to 127.0.0.1, except to port 9.
 func startDante(t *testing.T, method string) string {
 	bin := proxyBinary(t, "danted", "dante-server")
 	dir := t.TempDir()
@@ -262,6 +263,9 @@ clientmethod: none
 socksmethod: %s
 client pass {
 	from: 127.0.0.0/8 to: 0.0.0.0/0
+}
+socks block {
+	from: 127.0.0.0/8 to: 0.0.0.0/0 port = 9
 }
 socks pass {
 	from: 127.0.0.0/8 to: 0.0.0.0/0
@@ -290,14 +294,21 @@ func TestProxyDante(t *testing.T) {
 			checkTunnel(t, conn)
 		})
 	}
-	t.Run("refused", func(t *testing.T) {
-		target := net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort(t)))
-		_, err := dialProxy(testCtx(t, 10*time.Second), mustURL(t, "socks5://"+addr), target, nil, nil)
-		var se *SOCKSError
-		if !errors.As(err, &se) || se.Reply != 5 {
-			t.Fatalf("error %v, want a *SOCKSError with code 5 (connection refused)", err)
-		}
-	})
+	for _, tc := range []struct {
+		name, target string
+		reply        byte
+	}{
+		{"refused", net.JoinHostPort("127.0.0.1", strconv.Itoa(closedPort(t))), 5},
+		{"not allowed", "127.0.0.1:9", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dialProxy(testCtx(t, 10*time.Second), mustURL(t, "socks5://"+addr), tc.target, nil, nil)
+			var se *SOCKSError
+			if !errors.As(err, &se) || se.Reply != tc.reply {
+				t.Fatalf("error %v, want a *SOCKSError with code %d", err, tc.reply)
+			}
+		})
+	}
 }
 
 // TestProxyDanteUsername: danted checks usernames against the system's
