@@ -4,10 +4,13 @@ package websocket
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -325,4 +328,65 @@ func TestProxyDanteUsername(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDialThroughProxies dials our Handler through each real proxy, as
+// DialOptions.Proxy names it: ws:// and wss:// through tinyproxy with
+// basic auth, ws:// through danted with socks5 and socks5h; a message is
+// echoed each time. A refusal by the proxy reaches Dial's caller typed.
+func TestDialThroughProxies(t *testing.T) {
+	plain := httptest.NewServer(&Handler{Serve: reusingEcho})
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(&Handler{Serve: reusingEcho})
+	t.Cleanup(secure.Close)
+	tiny := startTinyproxy(t, "user pass", portOf(t, plain.Listener.Addr().String()), portOf(t, secure.Listener.Addr().String()))
+	dante := startDante(t, "none")
+	pool := x509.NewCertPool()
+	pool.AddCert(secure.Certificate())
+
+	wsURL := func(srv *httptest.Server, scheme, host string) string {
+		return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(portOf(t, srv.Listener.Addr().String()))) + "/"
+	}
+	for _, tc := range []struct {
+		name, proxy, url string
+	}{
+		{"http CONNECT, ws", "http://user:pass@" + tiny, wsURL(plain, "ws", "127.0.0.1")},
+		{"http CONNECT, wss", "http://user:pass@" + tiny, wsURL(secure, "wss", "127.0.0.1")},
+		{"socks5", "socks5://" + dante, wsURL(plain, "ws", "127.0.0.1")},
+		{"socks5h", "socks5h://" + dante, wsURL(plain, "ws", "localhost")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := mustURL(t, tc.proxy)
+			c, resp, err := Dial(testCtx(t, 10*time.Second), tc.url, &DialOptions{
+				Proxy:     http.ProxyURL(proxy),
+				TLSConfig: &tls.Config{RootCAs: pool},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			msg := []byte("through " + tc.name)
+			if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+				t.Fatal(err)
+			}
+			if typ, got, err := c.ReadMessage(); err != nil || typ != BinaryMessage || !bytes.Equal(got, msg) {
+				t.Fatalf("echo: %v %q %v", typ, got, err)
+			}
+			if err := c.Close(StatusNormalClosure, ""); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		_, _, err := Dial(testCtx(t, 10*time.Second), wsURL(plain, "ws", "127.0.0.1"), &DialOptions{
+			Proxy: http.ProxyURL(mustURL(t, "http://"+tiny)), // no credentials
+		})
+		wantProxyStatus(t, err, http.StatusProxyAuthRequired)
+		if !errors.Is(err, ErrProxyAuth) {
+			t.Errorf("error %v does not wrap ErrProxyAuth", err)
+		}
+	})
 }
