@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,24 +57,6 @@ func closedPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects a process's output, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // startProxy runs a proxy in the foreground with the configuration that
 // config writes for a port, and returns its address once it accepts. The
 // daemons cannot listen on port 0 and say which port they got, so a free
@@ -107,7 +88,7 @@ func launchProxy(t *testing.T, bin string, args func(conf string) []string, conf
 	if err := os.WriteFile(conf, []byte(config(port)), 0o644); err != nil {
 		return "", err
 	}
-	var out lockedBuffer
+	var out htBuffer
 	cmd := exec.Command(bin, args(conf)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
