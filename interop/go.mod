@@ -8,6 +8,10 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/gorilla/websocket v1.5.3
 	github.com/hybi/websocket v0.0.0
+	github.com/lxzan/gws v1.8.9
 )
 
-require github.com/klauspost/compress v1.20.3 // indirect
+require (
+	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+)
