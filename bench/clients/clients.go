@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hybi/websocket/bench/loadgen"
+	"github.com/hybi/websocket/bench/servers"
 )
 
 // Libs lists the libraries with a client here, this one first.
@@ -45,6 +46,10 @@ type Report struct {
 	P50, P99 time.Duration
 	Err      string `json:",omitempty"`
 }
+
+// readLimit is the largest message every client accepts, as every server
+// (servers.ReadLimit): coder's default is 32 KiB.
+const readLimit = servers.ReadLimit
 
 // maxOpsPerConn bounds the round trips of one connection.
 const maxOpsPerConn = 50_000_000

@@ -20,6 +20,7 @@ func dialCoder(ctx context.Context, url string) (syncClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.SetReadLimit(readLimit)
 	return &coderClient{c: c, ctx: context.Background()}, nil
 }
 

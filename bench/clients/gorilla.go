@@ -20,6 +20,7 @@ func dialGorilla(ctx context.Context, url string) (syncClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.SetReadLimit(readLimit)
 	return &gorillaClient{c: c}, nil
 }
 

@@ -30,7 +30,8 @@ func dialGws(ctx context.Context, url string, r *run, i int) (asyncClient, error
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	socket, _, err := gws.NewClient(h, &gws.ClientOption{Addr: url, HandshakeTimeout: timeout})
+	socket, _, err := gws.NewClient(h, &gws.ClientOption{Addr: url, HandshakeTimeout: timeout,
+		ReadMaxPayloadSize: readLimit})
 	if err != nil {
 		return nil, err
 	}

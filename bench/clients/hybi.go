@@ -15,7 +15,7 @@ type hybiClient struct {
 }
 
 func dialHybi(ctx context.Context, url string) (syncClient, error) {
-	c, _, err := websocket.Dial(ctx, url, nil)
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{ReadLimit: readLimit})
 	if err != nil {
 		return nil, err
 	}
