@@ -155,7 +155,7 @@ func clientEcho(size int) func(*Config, *Server, string, int) (loadgen.Result, e
 	return func(cfg *Config, s *Server, lib string, _ int) (loadgen.Result, error) {
 		res := loadgen.Result{RSSPerConn: math.NaN()}
 		c, err := cfg.SpawnClient(clients.Config{Lib: lib, URL: "ws://" + s.Addr + "/", Conns: clientConns,
-			Size: size, MaxTime: cfg.Warmup + cfg.Duration + time.Minute})
+			Size: size, MaxTime: cfg.Warmup + cfg.Duration + time.Minute, ProfileDir: cfg.ClientProfile})
 		if err != nil {
 			return res, err
 		}

@@ -47,7 +47,10 @@ type Config struct {
 	// client (default SelfSpawnClient).
 	ClientServer string
 	SpawnClient  SpawnClientFunc
-	Log          io.Writer // progress, if not nil
+	// ClientProfile, if set, is a directory where each client process
+	// writes a CPU profile of its measured window.
+	ClientProfile string
+	Log           io.Writer // progress, if not nil
 }
 
 // Defaults of the full run and of the quick (smoke) run.

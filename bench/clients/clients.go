@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,6 +40,9 @@ type Config struct {
 	Conns   int           // connections, one message in flight on each
 	Size    int           // payload bytes (binary; Payload(Size))
 	MaxTime time.Duration // the process ends after this long, whatever happens
+	// ProfileDir, if set: a CPU profile of the measured window is written
+	// there, as client-<lib>-<size>B-<pid>.pprof.
+	ProfileDir string `json:",omitempty"`
 }
 
 // Report is what a client process prints at the end, one JSON line.
@@ -63,6 +69,19 @@ func Payload(n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// startProfile starts the CPU profile of cfg and returns what stops it.
+func startProfile(cfg Config) (func(), error) {
+	f, err := os.Create(filepath.Join(cfg.ProfileDir, fmt.Sprintf("client-%s-%dB-%d.pprof", cfg.Lib, cfg.Size, os.Getpid())))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 // Phases of a run, told by the parent.
@@ -261,6 +280,7 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 		}
 	}()
 	stop := false
+	var stopProfile func()
 	for !stop {
 		select {
 		case line, ok := <-lines:
@@ -270,6 +290,12 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 				stop = true
 			case line == "start":
 				r.phase.Store(measured)
+				if cfg.ProfileDir != "" && stopProfile == nil {
+					var err error
+					if stopProfile, err = startProfile(cfg); err != nil {
+						r.fail(err)
+					}
+				}
 			case line == "stop":
 				stop = true
 			}
@@ -281,6 +307,9 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 		}
 	}
 	r.phase.Store(stopped)
+	if stopProfile != nil {
+		stopProfile()
+	}
 
 	// Every connection stops after its message in flight; on a failure (or
 	// if they do not stop) the connections are closed, which ends them.

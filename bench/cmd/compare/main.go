@@ -48,6 +48,8 @@ func main() {
 	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
 	clientServer := flag.String("clientserver", bench.DefaultClientServer, "the echo server of the client tests (client32, client16k)")
+	clientProfile := flag.String("clientprofile", "", "directory where each client of the client tests writes a CPU profile "+
+		"of its measured window (client-<lib>-<size>B-<pid>.pprof)")
 	out := flag.String("o", "", "also write the table to this file")
 	flag.Parse()
 
@@ -89,6 +91,8 @@ func main() {
 			cfg.Bursts = *bursts
 		case "clientserver":
 			cfg.ClientServer = *clientServer
+		case "clientprofile":
+			cfg.ClientProfile = *clientProfile
 		}
 	})
 	if *libs != "" {
