@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/hybi/websocket/bench/clients"
@@ -261,8 +263,22 @@ func (res *Results) clientTable(w io.Writer, sep bool) bool {
 			}
 		}
 		if hasBase && bestCPULib != "" {
-			notes = append(notes, fmt.Sprintf("%s: %s's client CPU per message is %.2f× the best peer's (%s), its msgs/s %.2f× the best peer's (%s)",
-				t.Title, base, b.cpu/bestCPU, bestCPULib, b.rate/bestRate, bestRateLib))
+			notes = append(notes, fmt.Sprintf("%s: %s's client CPU per message is %s× the best peer's (%s), its msgs/s %s× the best peer's (%s)",
+				t.Title, base, cmp.Or(ratio(b.cpu, bestCPU, true), "?"), bestCPULib,
+				cmp.Or(ratio(b.rate, bestRate, true), "?"), bestRateLib))
+			var cpu, rate []string
+			for _, lib := range cfg.Libs[1:] {
+				c := res.pairedRatio(t.Name, base, lib, loadgen.Result.CPUPerOp)
+				r := res.pairedRatio(t.Name, base, lib, loadgen.Result.Rate)
+				if !math.IsNaN(c) {
+					cpu = append(cpu, fmt.Sprintf("%s %.2f", lib, c))
+					rate = append(rate, fmt.Sprintf("%s %.2f", lib, r))
+				}
+			}
+			if len(cpu) > 0 {
+				notes = append(notes, fmt.Sprintf("%s, paired by round (median of each round's %s / peer): client CPU per message %s; msgs/s %s",
+					t.Title, base, strings.Join(cpu, ", "), strings.Join(rate, ", ")))
+			}
 		}
 	}
 	if len(rows) == 0 {
@@ -274,4 +290,24 @@ func (res *Results) clientTable(w io.Writer, sep bool) bool {
 	writeRows(w, "| test | client | msgs/s | p50 | p99 | client CPU µs/msg | client syscalls/msg | server CPU µs/msg | msgs/s vs hybi | client CPU vs hybi | server CPU vs hybi |", rows)
 	writeNotes(w, notes)
 	return true
+}
+
+// pairedRatio is the median over the rounds of base's measure over lib's in
+// the same round (the two ran minutes apart at most, under the same load);
+// NaN if no round has both.
+func (res *Results) pairedRatio(test, base, lib string, measure func(loadgen.Result) float64) float64 {
+	var xs []float64
+	for _, a := range res.Runs {
+		if a.Test != test || a.Lib != base || a.Err != nil || a.Result.Ops == 0 {
+			continue
+		}
+		for _, b := range res.Runs {
+			if b.Test == test && b.Lib == lib && b.Round == a.Round && b.Err == nil && b.Result.Ops > 0 {
+				if y := measure(b.Result); y > 0 {
+					xs = append(xs, measure(a.Result)/y)
+				}
+			}
+		}
+	}
+	return median(xs)
 }

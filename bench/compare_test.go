@@ -214,6 +214,7 @@ func TestClientCompare(t *testing.T) {
 		"| client echo 32 B, 64 conns | coder | ",
 		"| client echo 16 KiB, 64 conns | gws | ",
 		"client echo 16 KiB, 64 conns: hybi's client CPU per message is ",
+		"client echo 32 B, 64 conns, paired by round (median of each round's hybi / peer): client CPU per message gorilla ",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in the table:\n%s", want, b.String())
