@@ -177,20 +177,18 @@ func clientEcho(size int) func(*Config, *Server, string, int) (loadgen.Result, e
 			return res, fmt.Errorf("in the warm-up: %v", err)
 		case <-time.After(cfg.Warmup):
 		}
-		cpu0, err := loadgen.CPUTime(c.PID)
-		if err != nil {
-			return res, err
-		}
-		sys0, err := loadgen.Syscalls(c.PID)
-		if err != nil {
-			return res, err
-		}
-		srv0, err := loadgen.CPUTime(s.PID)
-		if err != nil {
-			return res, err
-		}
-		start := time.Now()
+		// The window: from the client's "started" to its "stopped", the
+		// CPU times read on each.
 		if err := c.tell("start"); err != nil {
+			return res, err
+		}
+		if line, err := c.next(30 * time.Second); err != nil || line != "started" {
+			return res, fmt.Errorf("client did not start: %q, %v", line, err)
+		}
+		cpu0, err1 := loadgen.CPUTime(c.PID)
+		sys0, err2 := loadgen.Syscalls(c.PID)
+		srv0, err3 := loadgen.CPUTime(s.PID)
+		if err := errors.Join(err1, err2, err3); err != nil {
 			return res, err
 		}
 		var early string
@@ -198,24 +196,34 @@ func clientEcho(size int) func(*Config, *Server, string, int) (loadgen.Result, e
 		case early = <-c.lines:
 		case <-time.After(cfg.Duration):
 		}
-		_ = c.tell("stop")
-		res.Elapsed = time.Since(start)
+		if early != "" {
+			_, err := report(early)
+			return res, fmt.Errorf("in the window: %v", err)
+		}
+		if err := c.tell("stop"); err != nil {
+			return res, err
+		}
+		if line, err := c.next(30 * time.Second); err != nil || line != "stopped" {
+			if err == nil {
+				_, err = report(line)
+			}
+			return res, fmt.Errorf("client did not stop: %v", err)
+		}
 		cpu1, err1 := loadgen.CPUTime(c.PID)
 		sys1, err2 := loadgen.Syscalls(c.PID)
 		srv1, err3 := loadgen.CPUTime(s.PID)
-		if early == "" {
-			if early, err = c.next(30 * time.Second); err != nil {
-				return res, err
-			}
-		}
-		rep, err := report(early)
-		if err != nil {
-			return res, err
-		}
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return res, err
 		}
-		res.Ops, res.Verified, res.P50, res.P99 = rep.Ops, rep.Verified, rep.P50, rep.P99
+		line, err = c.next(30 * time.Second)
+		if err != nil {
+			return res, err
+		}
+		rep, err := report(line)
+		if err != nil {
+			return res, err
+		}
+		res.Ops, res.Elapsed, res.Verified, res.P50, res.P99 = rep.Ops, rep.Window, rep.Verified, rep.P50, rep.P99
 		res.CPU, res.Syscalls, res.ServerCPU = cpu1-cpu0, sys1-sys0, srv1-srv0
 		return res, nil
 	}

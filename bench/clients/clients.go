@@ -47,8 +47,9 @@ type Config struct {
 
 // Report is what a client process prints at the end, one JSON line.
 type Report struct {
-	Ops      uint64 // round trips in the measured window
-	Verified uint64 // echoes checked byte for byte, warm-up included
+	Ops      uint64        // round trips in the measured window
+	Window   time.Duration // its length, from "start" to "stop" as the client saw them
+	Verified uint64        // echoes checked byte for byte, warm-up included
 	P50, P99 time.Duration
 	Err      string `json:",omitempty"`
 }
@@ -168,8 +169,11 @@ var dialers = map[string]dialer{
 
 // Main runs the client process of cfg: it opens the connections, checks one
 // echo on each, prints "ready" on out and starts the load; then each line
-// of in moves it on: "start" begins the measured window, "stop" ends it
-// and the load; it prints the Report as one JSON line and returns. An
+// of in moves it on: "start" begins the measured window (it answers
+// "started"), "stop" ends it and the load (it answers "stopped" at once,
+// then stops the connections); it prints the Report as one JSON line and
+// returns. The answers let the parent read the process's CPU time when the
+// window really begins and ends, even if the process was slow to read. An
 // error, EOF on in or cfg.MaxTime ends it early (the Report then says why).
 func Main(cfg Config, in io.Reader, out io.Writer) error {
 	rep := mainRun(cfg, in, out)
@@ -281,6 +285,8 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 	}()
 	stop := false
 	var stopProfile func()
+	var windowStart time.Time
+	var window time.Duration
 	for !stop {
 		select {
 		case line, ok := <-lines:
@@ -288,15 +294,24 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 			case !ok:
 				r.fail(errors.New("stdin closed before stop"))
 				stop = true
-			case line == "start":
+			case line == "start" && windowStart.IsZero():
 				r.phase.Store(measured)
+				windowStart = time.Now()
+				if _, err := fmt.Fprintln(out, "started"); err != nil {
+					r.fail(err)
+				}
 				if cfg.ProfileDir != "" && stopProfile == nil {
 					var err error
 					if stopProfile, err = startProfile(cfg); err != nil {
 						r.fail(err)
 					}
 				}
-			case line == "stop":
+			case line == "stop" && !windowStart.IsZero():
+				r.phase.Store(stopped)
+				window = time.Since(windowStart)
+				if _, err := fmt.Fprintln(out, "stopped"); err != nil {
+					r.fail(err)
+				}
 				stop = true
 			}
 		case <-r.failed:
@@ -337,7 +352,7 @@ func mainRun(cfg Config, in io.Reader, out io.Writer) (rep Report) {
 		all.ops += r.stats[i].ops
 		all.verified += r.stats[i].verified
 	}
-	rep = Report{Ops: all.ops, Verified: all.verified + r.setup.Load(),
+	rep = Report{Ops: all.ops, Window: window, Verified: all.verified + r.setup.Load(),
 		P50: all.hist.Quantile(0.5), P99: all.hist.Quantile(0.99)}
 	if r.err != nil {
 		rep.Err = r.err.Error()
