@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hybi/websocket/bench/clients"
 	"github.com/hybi/websocket/bench/loadgen"
 	"github.com/hybi/websocket/bench/servers"
 )
@@ -40,7 +42,15 @@ type Config struct {
 	Libs   []string  // libraries, in order (default servers.Libs)
 	Tests  []string  // test names (default all, see Tests)
 	Spawn  SpawnFunc // starts a server (default SelfSpawn)
-	Log    io.Writer // progress, if not nil
+	// ClientServer is the library whose echo server the client tests'
+	// clients talk to (default DefaultClientServer); SpawnClient starts a
+	// client (default SelfSpawnClient).
+	ClientServer string
+	SpawnClient  SpawnClientFunc
+	// ClientProfile, if set, is a directory where each client process
+	// writes a CPU profile of its measured window.
+	ClientProfile string
+	Log           io.Writer // progress, if not nil
 }
 
 // Defaults of the full run and of the quick (smoke) run.
@@ -59,10 +69,11 @@ type Test struct {
 	Title string       // for the table
 	Mode  servers.Mode // the server's compression mode, or servers.Broadcast
 	table table
-	// run runs the test on the server s; members is the size of the
+	// run runs the test of lib on the server s (lib's server, or, for the
+	// client tests, Config.ClientServer's); members is the size of the
 	// broadcast set (the tests of mode servers.Broadcast run once for each
 	// of Config.Members), 0 for the other tests.
-	run func(cfg *Config, s *Server, members int) (loadgen.Result, error)
+	run func(cfg *Config, s *Server, lib string, members int) (loadgen.Result, error)
 }
 
 // table is the table a test's rows go in.
@@ -72,6 +83,7 @@ const (
 	echoTable      table = iota // echo, idle, handshake, deflate
 	broadcastTable              // broadcast latency
 	burstTable                  // burst throughput
+	clientTable                 // client echo: each library's client against one server
 )
 
 // Payloads of the tests, made once.
@@ -111,8 +123,8 @@ func jsonLike(n int) []byte {
 	return append(b, `"}`...)
 }
 
-func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server, int) (loadgen.Result, error) {
-	return func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
+func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server, string, int) (loadgen.Result, error) {
+	return func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
 		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, Conns: conns, Payload: payload, Op: op,
 			Warmup: cfg.Warmup, Duration: cfg.Duration, Settle: cfg.Settle}
 		switch mode {
@@ -128,8 +140,8 @@ func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(
 	}
 }
 
-func burst(payload int) func(*Config, *Server, int) (loadgen.Result, error) {
-	return func(cfg *Config, s *Server, members int) (loadgen.Result, error) {
+func burst(payload int) func(*Config, *Server, string, int) (loadgen.Result, error) {
+	return func(cfg *Config, s *Server, _ string, members int) (loadgen.Result, error) {
 		t := &loadgen.BurstTest{Addr: s.Addr, PID: s.PID, Members: members, Payload: payload,
 			Burst: cfg.Burst, Warmup: 1, Bursts: cfg.Bursts}
 		return t.Run()
@@ -141,12 +153,12 @@ var Tests = []Test{
 	{"echo32", "echo 32 B, 64 conns", servers.None, echoTable, echo(64, 0, payload32, loadgen.OpBinary, servers.None)},
 	{"echo16k", "echo 16 KiB, 64 conns", servers.None, echoTable, echo(64, 0, payload16K, loadgen.OpBinary, servers.None)},
 	{"echo1k", "echo 1 KiB, 512 conns", servers.None, echoTable, echo(512, 0, payload1K, loadgen.OpBinary, servers.None)},
-	{"idle", "idle conns", servers.None, echoTable, func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
+	{"idle", "idle conns", servers.None, echoTable, func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
 		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, MemConns: cfg.Idle, Payload: payload32,
 			Op: loadgen.OpBinary, Settle: cfg.Settle}
 		return t.Run()
 	}},
-	{"handshake", "handshakes", servers.None, echoTable, func(cfg *Config, s *Server, _ int) (loadgen.Result, error) {
+	{"handshake", "handshakes", servers.None, echoTable, func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
 		t := &loadgen.HandshakeTest{Addr: s.Addr, PID: s.PID, Workers: cfg.Workers,
 			Warmup: cfg.Warmup, Duration: cfg.Duration}
 		return t.Run()
@@ -156,13 +168,15 @@ var Tests = []Test{
 	{"deflate-takeover", "deflate takeover, 1 KiB JSON, 64 conns", servers.Takeover, echoTable,
 		echo(64, -1, payloadJSON, loadgen.OpText, servers.Takeover)},
 	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, broadcastTable,
-		func(cfg *Config, s *Server, members int) (loadgen.Result, error) {
+		func(cfg *Config, s *Server, _ string, members int) (loadgen.Result, error) {
 			t := &loadgen.BroadcastTest{Addr: s.Addr, PID: s.PID, Members: members, Payload: 1 << 10,
 				Warmup: 1, Broadcasts: cfg.Broadcasts, Settle: cfg.Settle}
 			return t.Run()
 		}},
 	{"burst32", "32 B binary", servers.Broadcast, burstTable, burst(32)},
 	{"burst1k", "1 KiB binary", servers.Broadcast, burstTable, burst(1 << 10)},
+	{"client32", "client echo 32 B, 64 conns", servers.None, clientTable, clientEcho(32)},
+	{"client16k", "client echo 16 KiB, 64 conns", servers.None, clientTable, clientEcho(16 << 10)},
 }
 
 // TestNames lists the names of Tests.
@@ -202,6 +216,12 @@ func Run(cfg Config) (*Results, error) {
 	if cfg.Spawn == nil {
 		cfg.Spawn = SelfSpawn
 	}
+	if cfg.ClientServer == "" {
+		cfg.ClientServer = DefaultClientServer
+	}
+	if cfg.SpawnClient == nil {
+		cfg.SpawnClient = SelfSpawnClient
+	}
 	var tests []Test
 	if len(cfg.Tests) == 0 {
 		tests = Tests
@@ -225,6 +245,10 @@ func Run(cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("unknown library %q (have %v)", lib, servers.Libs)
 		}
 	}
+	if slices.ContainsFunc(tests, func(t Test) bool { return t.table == clientTable }) &&
+		!servers.Supports(cfg.ClientServer, servers.None) {
+		return nil, fmt.Errorf("bad config: no echo server %q for the client tests (have %v)", cfg.ClientServer, servers.Libs)
+	}
 	if _, err := servers.RaiseFileLimit(); err != nil {
 		return nil, err
 	}
@@ -238,7 +262,7 @@ func Run(cfg Config) (*Results, error) {
 			}
 			for _, members := range sizes {
 				for _, lib := range libs {
-					if !servers.Supports(lib, t.Mode) {
+					if !t.Supports(lib) {
 						continue
 					}
 					r := RunResult{Test: t.Name, Lib: lib, Members: members, Round: round}
@@ -284,12 +308,25 @@ func logRun(w io.Writer, r RunResult, d time.Duration) {
 	fmt.Fprintf(w, "%s (%.1fs)\n", line, d.Seconds())
 }
 
+// Supports reports whether the test runs on lib: lib has a server for the
+// test's mode or, for the client tests, a client.
+func (t Test) Supports(lib string) bool {
+	if t.table == clientTable {
+		return clients.Supports(lib)
+	}
+	return servers.Supports(lib, t.Mode)
+}
+
 func runOne(cfg *Config, t Test, lib string, members int) (loadgen.Result, error) {
-	s, err := cfg.Spawn(lib, t.Mode)
+	srv := lib
+	if t.table == clientTable {
+		srv = cfg.ClientServer
+	}
+	s, err := cfg.Spawn(srv, t.Mode)
 	if err != nil {
 		return loadgen.Result{}, err
 	}
-	r, err := t.run(cfg, s, members)
+	r, err := t.run(cfg, s, lib, members)
 	if serr := s.Stop(); err == nil && serr != nil {
 		err = serr
 	}
@@ -317,6 +354,10 @@ type summary struct {
 	broadcasts                       int
 	last50, last90, half50           time.Duration
 	sysMember, gen, cpuGen, rssAfter float64
+
+	// The client tests: the server's CPU per round trip (µs); cpu and sys
+	// are then the client's.
+	serverCPU float64
 }
 
 func median(xs []float64) float64 {
@@ -346,7 +387,7 @@ func (res *Results) summarize(test, lib string, members int) (summary, bool) {
 	var s summary
 	var rate, p50, p99, cpu, sys, rss, wire []float64
 	var last, half []time.Duration
-	var sysMember, gen, cpuGen, rssAfter []float64
+	var sysMember, gen, cpuGen, rssAfter, serverCPU []float64
 	for _, r := range res.Runs {
 		if r.Test != test || r.Lib != lib || r.Members != members {
 			continue
@@ -365,6 +406,7 @@ func (res *Results) summarize(test, lib string, members int) (summary, bool) {
 			cpu = append(cpu, x.CPUPerOp())
 			sys = append(sys, x.SyscallsPerOp())
 			wire = append(wire, x.WireBytes)
+			serverCPU = append(serverCPU, float64(x.ServerCPU.Microseconds())/float64(x.Ops))
 		}
 		if b := x.Broadcast; b != nil && x.Ops > 0 {
 			last = append(last, b.Last...)
@@ -397,6 +439,7 @@ func (res *Results) summarize(test, lib string, members int) (summary, bool) {
 	s.broadcasts = len(last)
 	s.last50, s.last90, s.half50 = quantile(last, 0.5), quantile(last, 0.9), quantile(half, 0.5)
 	s.sysMember, s.gen, s.cpuGen, s.rssAfter = median(sysMember), median(gen), median(cpuGen), median(rssAfter)
+	s.serverCPU = median(serverCPU)
 	return s, true
 }
 
@@ -440,13 +483,14 @@ func ratio(x, y float64, ok bool) string {
 
 // Table writes the medians as Markdown tables, with ratios to the first
 // library (this one): one for the echo, idle and handshake tests, then
-// notes (the agreed extensions, failures), then one for the broadcast test.
+// notes (the agreed extensions, failures), then one for the client tests,
+// one for the broadcast test and one for the burst tests.
 func (res *Results) Table(w io.Writer) {
 	cfg := res.Config
 	var rows, notes []string
 	base := cfg.Libs[0]
 	for _, t := range Tests {
-		if t.Mode == servers.Broadcast {
+		if t.table != echoTable {
 			continue
 		}
 		b, hasBase := res.summarize(t.Name, base, 0)
@@ -487,6 +531,7 @@ func (res *Results) Table(w io.Writer) {
 	writeRows(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |", rows)
 	writeNotes(w, notes)
 	sep := len(rows)+len(notes) > 0
+	sep = res.clientTable(w, sep) || sep
 	sep = res.broadcastTable(w, sep) || sep
 	res.burstTable(w, sep)
 }
@@ -658,7 +703,8 @@ func (cfg Config) Describe() string {
 		members[i] = strconv.Itoa(n)
 	}
 	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %d, memconns %d, handshake clients %d, "+
-		"broadcast members %s, broadcasts %d, bursts of %d messages %d (after 1 unmeasured), libs %s",
+		"broadcast members %s, broadcasts %d, bursts of %d messages %d (after 1 unmeasured), "+
+		"client tests' server %s, libs %s",
 		cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle, cfg.MemConns, cfg.Workers, strings.Join(members, ","),
-		cfg.Broadcasts, cfg.Burst, cfg.Bursts, strings.Join(cfg.Libs, ","))
+		cfg.Broadcasts, cfg.Burst, cfg.Bursts, cmp.Or(cfg.ClientServer, DefaultClientServer), strings.Join(cfg.Libs, ","))
 }

@@ -16,8 +16,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestQuickCompare runs every test of the harness, briefly, against this
-// library and gorilla, and checks that each run verified its echoes and
+// TestQuickCompare runs every test of the harness but the client tests,
+// briefly, against this library and gorilla, and checks that each run verified its echoes and
 // measured something.
 func TestQuickCompare(t *testing.T) {
 	if testing.Short() {
@@ -34,11 +34,19 @@ func TestQuickCompare(t *testing.T) {
 	cfg.Broadcasts = 3
 	cfg.Bursts = 2
 	cfg.Libs = []string{"hybi", "gorilla"}
+	for _, test := range Tests {
+		if test.table != clientTable { // TestClientCompare's
+			cfg.Tests = append(cfg.Tests, test.Name)
+		}
+	}
 	res, err := Run(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, test := range Tests {
+		if test.table == clientTable {
+			continue
+		}
 		for _, lib := range cfg.Libs {
 			members := 0
 			if test.Mode == servers.Broadcast {
@@ -160,6 +168,58 @@ func TestBroadcast(t *testing.T) {
 		}
 	}
 	if strings.Contains(b.String(), "| ops/s |") || !strings.Contains(b.String(), "| deliveries/s |") {
+		t.Errorf("table:\n%s", b.String())
+	}
+	t.Logf("\n%s", b.String())
+}
+
+// TestClientCompare runs the client tests, briefly, with every library's
+// client against the default server, and checks the table.
+func TestClientCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts client and server processes")
+	}
+	cfg := QuickConfig // 300 ms windows: some round trips even under -race on a loaded machine
+	cfg.Warmup = 50 * time.Millisecond
+	cfg.Tests = []string{"client32", "client16k"}
+	cfg.Libs = []string{"hybi", "gorilla", "coder", "gobwas", "gws"}
+	res, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range cfg.Tests {
+		for _, lib := range cfg.Libs {
+			s, ok := res.Summary(name, lib, 0)
+			if ok != (lib != "gobwas") { // gobwas has no client here
+				t.Errorf("%s on %s: ran %v", name, lib, ok)
+			}
+			if !ok {
+				continue
+			}
+			if s.Failed > 0 {
+				t.Errorf("%s on %s: %v", name, lib, s.Err)
+				continue
+			}
+			if s.Verified < 64 || !(s.Rate > 0) || s.P50 <= 0 || s.P99 < s.P50 || math.IsNaN(s.CPU) || s.CPU < 0 ||
+				!(s.Syscalls > 0) {
+				t.Errorf("%s on %s: %+v", name, lib, s)
+			}
+		}
+	}
+	var b strings.Builder
+	res.Table(&b)
+	for _, want := range []string{
+		"| test | client | msgs/s |",
+		"| client echo 32 B, 64 conns | coder | ",
+		"| client echo 16 KiB, 64 conns | gws | ",
+		"client echo 16 KiB, 64 conns: hybi's client CPU per message is ",
+		"client echo 32 B, 64 conns, paired by round (median of each round's hybi / peer): client CPU per message gorilla ",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in the table:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "| ops/s |") || strings.Contains(b.String(), "gobwas") {
 		t.Errorf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())

@@ -18,9 +18,11 @@ import (
 const envServe = "HYBI_BENCH_ECHOSERVER"
 
 // ServeIfChild turns the process into an echo server and exits if it was
-// started by SelfSpawn; otherwise it returns at once. Call it first in main
+// started by SelfSpawn (into an echo client if by SelfSpawnClient);
+// otherwise it returns at once. Call it first in main
 // (or TestMain) of a program that uses SelfSpawn.
 func ServeIfChild() {
+	serveClientIfChild()
 	v := os.Getenv(envServe)
 	if v == "" {
 		return

@@ -29,6 +29,10 @@ type Result struct {
 
 	Broadcast *BroadcastResult // the broadcast test's own measures; nil for the others
 	Burst     *BurstResult     // the burst test's own measures; nil for the others
+
+	// ServerCPU is, in the client tests (where CPU and Syscalls are the
+	// client process's), the echo server's CPU time in the window.
+	ServerCPU time.Duration
 }
 
 // Rate is operations per second in the measured window.

@@ -7,9 +7,13 @@
 //	go run ./bench/cmd/compare -libs hybi,gws -tests echo32,deflate
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 100 -bursts 3
+//	go run ./bench/cmd/compare -libs hybi,gorilla,coder,gws -tests client32,client16k
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
+// The client tests invert it: one echo server (gws's, -clientserver) in a
+// process of its own, each library's client in another, measured from
+// outside.
 package main
 
 import (
@@ -43,6 +47,9 @@ func main() {
 	bursts := flag.Int("bursts", def.Bursts, "measured bursts of the burst tests, each run (after 1 unmeasured)")
 	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
+	clientServer := flag.String("clientserver", bench.DefaultClientServer, "the echo server of the client tests (client32, client16k)")
+	clientProfile := flag.String("clientprofile", "", "directory where each client of the client tests writes a CPU profile "+
+		"of its measured window (client-<lib>-<size>B-<pid>.pprof)")
 	out := flag.String("o", "", "also write the table to this file")
 	flag.Parse()
 
@@ -82,6 +89,10 @@ func main() {
 			cfg.Burst = *burst
 		case "bursts":
 			cfg.Bursts = *bursts
+		case "clientserver":
+			cfg.ClientServer = *clientServer
+		case "clientprofile":
+			cfg.ClientProfile = *clientProfile
 		}
 	})
 	if *libs != "" {
