@@ -70,6 +70,12 @@ func (s StatusCode) sendable() bool {
 	return false
 }
 
+// browserSendable reports whether a browser's WebSocket.close takes code:
+// 1000 and the 3000–4999 range only.
+func browserSendable(code StatusCode) bool {
+	return code == StatusNormalClosure || code >= 3000 && code <= 4999
+}
+
 // CloseError is the close the peer sent: its code and reason. ReadMessage
 // and the readers it hands out return it once the peer has closed.
 type CloseError struct {

@@ -113,27 +113,9 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Conn, *http.Resp
 	if opts == nil {
 		opts = &DialOptions{}
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
-	defer cancel()
-	u, err := dialURL(url)
-	if err != nil {
-		return nil, nil, err
-	}
-	for redirects := 0; ; redirects++ {
-		c, resp, next, err := opts.dialOnce(ctx, u)
-		if next == nil {
-			return c, resp, err
-		}
-		if redirects == maxRedirects {
-			he := err.(*HandshakeError) // a redirect is an answer read
-			he.Reason = fmt.Sprintf("stopped after %d redirects (the last to %s)", maxRedirects, next)
-			return nil, resp, he
-		}
-		u = next
-	}
+	return dial(ctx, url, opts)
 }
 
-// dialURL parses a URL to dial, with its scheme made ws or wss.
 func dialURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
