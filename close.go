@@ -76,6 +76,11 @@ func browserSendable(code StatusCode) bool {
 	return code == StatusNormalClosure || code >= 3000 && code <= 4999
 }
 
+// unsupported is the error of what the browser cannot do (ws_js.go).
+func unsupported(what string) error {
+	return fmt.Errorf("websocket: %s is not available in the browser: %w", what, errors.ErrUnsupported)
+}
+
 // CloseError is the close the peer sent: its code and reason. ReadMessage
 // and the readers it hands out return it once the peer has closed.
 type CloseError struct {

@@ -950,8 +950,8 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			return errors.New("websocket: close reason is not valid UTF-8")
 		}
 		err := c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
-		if err == nil && !browserSendable(code) {
-			err = c.unsupportedHere(fmt.Sprintf("close code %d", int(code)))
+		if err == nil && !browserSendable(code) && c.unsupportedHere("") != nil {
+			err = unsupported(fmt.Sprintf("close code %d", int(code)))
 		}
 		return err
 	}

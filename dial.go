@@ -109,6 +109,10 @@ const maxErrorBody = 1 << 10
 // The client's frames are masked as RFC 6455 wants, each with a fresh key,
 // without changing the caller's buffers. Redirects (301, 302, 303, 307,
 // 308) are followed up to 10 times, to ws(s):// or http(s):// Locations.
+//
+// Built for GOOS=js, Dial uses the browser's WebSocket: see the package
+// documentation's "In the browser" for what works there and what returns
+// errors.ErrUnsupported.
 func Dial(ctx context.Context, url string, opts *DialOptions) (*Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &DialOptions{}

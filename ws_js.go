@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,11 +21,6 @@ import (
 // taken apart into the browser's send and close. So the Conn is the one
 // type with the one implementation, and this file is the browser's
 // transport, as rawio and TLS are others.
-
-// unsupported is the error of what the browser cannot do.
-func unsupported(what string) error {
-	return fmt.Errorf("websocket: %s is not available in the browser: %w", what, errors.ErrUnsupported)
-}
 
 // unsupportedHere refuses what the browser cannot do on a Conn from Dial.
 func (c *Conn) unsupportedHere(what string) error {
@@ -231,6 +225,9 @@ func (bc *browserConn) onMessage(ev js.Value) {
 }
 
 func (bc *browserConn) over(n int) bool {
+	if bc.limit == nil { // not yet: the Conn is being made
+		return false
+	}
 	limit := bc.limit.Load()
 	return limit >= 0 && int64(n) > limit
 }
