@@ -273,20 +273,23 @@ func (bc *browserConn) Read(p []byte) (int, error) {
 		if bc.ended {
 			return 0, io.EOF
 		}
+		var t *time.Timer
 		var timeout <-chan time.Time
 		if !bc.deadline.IsZero() {
 			wait := time.Until(bc.deadline)
 			if wait <= 0 {
 				return 0, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(wait)
-			defer t.Stop()
+			t = time.NewTimer(wait)
 			timeout = t.C
 		}
 		bc.mu.Unlock()
 		select {
 		case <-bc.ready:
 		case <-timeout:
+		}
+		if t != nil {
+			t.Stop()
 		}
 		bc.mu.Lock()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -93,8 +94,8 @@ func buildWasmClient(t *testing.T, ctx context.Context, dir string) {
 // headless chromium: the page, served with the example app from one
 // httptest server (same origin), loads testdata/wasmclient, which echoes
 // text and binary through the app's /echo, checks what the browser cannot
-// do is refused, and closes /echo-proto with a code and reason that the
-// server's log records.
+// do is refused, closes /echo-proto with a code and reason that the
+// server's log records, and gets /close-me's close as a *CloseError.
 func TestBrowserWasmClient(t *testing.T) {
 	start := time.Now()
 	findChromium(t) // skip (or, in CI, fail) before building anything
@@ -118,6 +119,8 @@ func TestBrowserWasmClient(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/", app)
 	mux.Handle("/echo-proto", protoEcho)
+	closer := &websocket.Handler{Serve: func(c *websocket.Conn) { c.Close(4002, "server says bye") }}
+	mux.Handle("/close-me", closer)
 	mux.HandleFunc("/wasm/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(wasmPage))
@@ -132,8 +135,8 @@ func TestBrowserWasmClient(t *testing.T) {
 		if err := shutdown(sctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := protoEcho.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown /echo-proto: %v", err)
+		if err := errors.Join(protoEcho.Shutdown(sctx), closer.Shutdown(sctx)); err != nil {
+			t.Errorf("shutdown /echo-proto, /close-me: %v", err)
 		}
 	})
 

@@ -154,7 +154,29 @@ func run() error {
 	if _, _, err := c2.ReadMessage(); err == nil {
 		return errors.New("a read after Close succeeded")
 	}
+	select {
+	case <-c2.Context().Done():
+	case <-time.After(5 * time.Second):
+		return errors.New("Context not done 5 s after Close")
+	}
 	logf("closed /echo-proto with 4001; CloseCause: %v", c2.CloseCause())
+
+	// The server closes first: its code and reason are the read's error
+	// and CloseCause.
+	c4, _, err := websocket.Dial(ctx, base+"/close-me", nil)
+	if err != nil {
+		return fmt.Errorf("Dial /close-me: %w", err)
+	}
+	defer c4.CloseNow()
+	_, _, err = c4.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4002 || ce.Reason != "server says bye" {
+		return fmt.Errorf("read after the server's close: %v, want a *CloseError 4002", err)
+	}
+	if !errors.As(c4.CloseCause(), &ce) || ce.Code != 4002 {
+		return fmt.Errorf("CloseCause after the server's close: %v", c4.CloseCause())
+	}
+	logf("closed by the server: %v", err)
 
 	// A code the browser cannot send: the connection closes all the same.
 	c3, _, err := websocket.Dial(ctx, base+"/echo", nil)
