@@ -70,6 +70,17 @@ func (s StatusCode) sendable() bool {
 	return false
 }
 
+// browserSendable reports whether a browser's WebSocket.close takes code:
+// 1000 and the 3000–4999 range only.
+func browserSendable(code StatusCode) bool {
+	return code == StatusNormalClosure || code >= 3000 && code <= 4999
+}
+
+// unsupported is the error of what the browser cannot do (ws_js.go).
+func unsupported(what string) error {
+	return fmt.Errorf("websocket: %s is not available in the browser: %w", what, errors.ErrUnsupported)
+}
+
 // CloseError is the close the peer sent: its code and reason. ReadMessage
 // and the readers it hands out return it once the peer has closed.
 type CloseError struct {

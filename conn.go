@@ -194,7 +194,7 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 // permessage-deflate parameters in force, or "".
 func (c *Conn) Extensions() string {
 	if c.deflater == nil {
-		return ""
+		return c.transportExtensions()
 	}
 	return c.deflater.answer
 }
@@ -878,6 +878,9 @@ func (c *Conn) Ping(payload []byte) error {
 	if !c.dialect.hybi() {
 		return fmt.Errorf("websocket: %s has no ping: %w", c.dialect, errors.ErrUnsupported)
 	}
+	if err := c.unsupportedHere("Ping"); err != nil {
+		return err
+	}
 	if len(payload) > maxControlPayload {
 		return fmt.Errorf("websocket: ping payload of %d bytes exceeds %d", len(payload), maxControlPayload)
 	}
@@ -948,7 +951,11 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		if !utf8.ValidString(reason) {
 			return errors.New("websocket: close reason is not valid UTF-8")
 		}
-		return c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
+		err := c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
+		if err == nil && !browserSendable(code) && c.unsupportedHere("") != nil {
+			err = unsupported(fmt.Sprintf("close code %d", int(code)))
+		}
+		return err
 	}
 	err := c.closeHandshake(&LocalCloseError{Code: code, Reason: reason})
 	if err == nil && (code != StatusNormalClosure || reason != "") {

@@ -109,31 +109,17 @@ const maxErrorBody = 1 << 10
 // The client's frames are masked as RFC 6455 wants, each with a fresh key,
 // without changing the caller's buffers. Redirects (301, 302, 303, 307,
 // 308) are followed up to 10 times, to ws(s):// or http(s):// Locations.
+//
+// Built for GOOS=js, Dial uses the browser's WebSocket: see the package
+// documentation's "In the browser" for what works there and what returns
+// errors.ErrUnsupported.
 func Dial(ctx context.Context, url string, opts *DialOptions) (*Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &DialOptions{}
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
-	defer cancel()
-	u, err := dialURL(url)
-	if err != nil {
-		return nil, nil, err
-	}
-	for redirects := 0; ; redirects++ {
-		c, resp, next, err := opts.dialOnce(ctx, u)
-		if next == nil {
-			return c, resp, err
-		}
-		if redirects == maxRedirects {
-			he := err.(*HandshakeError) // a redirect is an answer read
-			he.Reason = fmt.Sprintf("stopped after %d redirects (the last to %s)", maxRedirects, next)
-			return nil, resp, he
-		}
-		u = next
-	}
+	return dial(ctx, url, opts)
 }
 
-// dialURL parses a URL to dial, with its scheme made ws or wss.
 func dialURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {

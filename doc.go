@@ -85,6 +85,35 @@
 // RFC 6455 has the client wait for the server to close TCP; this client
 // closes it once the close handshake is done, as browsers do.
 //
+// # In the browser
+//
+// Built for GOOS=js GOARCH=wasm, Dial opens the browser's WebSocket (new
+// WebSocket(url, DialOptions.Subprotocols), binaryType "arraybuffer") and
+// waits, within ctx and HandshakeTimeout, for its open, or its error and
+// close. The Conn is the same type with the same methods: ws_js.go hands
+// it the browser's messages and close event framed as a server's, and
+// takes its frames apart into send and close. So ReadMessage,
+// AppendMessage, NextReader, WriteMessage, WriteText, NextWriter (the
+// message gathered, then sent whole), WritePreparedMessage, Close,
+// CloseNow, CloseCause (the close event's code and reason), Context,
+// SetReadLimit (a larger message fails with 1009, before it is copied into
+// Go) and read deadlines work as elsewhere; Subprotocol is ws.protocol and
+// Extensions ws.extensions (the browser compresses by itself); the
+// *http.Response has status 101 and those two fields only, as the browser
+// shows no more. The browser queues messages the program has not read: it
+// has no backpressure.
+//
+// What the browser cannot do returns an error wrapping
+// errors.ErrUnsupported: Ping (the browser answers pings but sends none);
+// Close with a code other than 1000 or 3000–4999, which the browser's close
+// refuses (the connection closes all the same, without a code: the server
+// sees 1005; a failure's 1002, 1007 or 1009 goes out so too); and Dial with
+// the options it has no say over: a Dialect other than RFC 6455, Header,
+// Host, Compression, TLSConfig, Proxy, NetDialContext, Jar, PingInterval and
+// PongTimeout. Write deadlines are accepted and bound nothing (the
+// browser's send never blocks). A failed Dial says only what the close
+// event says (1006): the browser hides why.
+//
 // # Events
 //
 // Those who prefer callbacks to a read loop (the model of the classic C#

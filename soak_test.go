@@ -26,7 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -269,25 +268,6 @@ func soakPoll(t *testing.T, what string, d time.Duration, cond func() bool) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// soakRaiseFileLimit raises RLIMIT_NOFILE's soft limit towards want.
-func soakRaiseFileLimit(t *testing.T, want uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Logf("getrlimit: %v", err)
-		return
-	}
-	if lim.Cur >= want {
-		return
-	}
-	lim.Cur = min(want, lim.Max)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Logf("setrlimit: %v", err)
-	}
-	if lim.Cur < want {
-		t.Logf("RLIMIT_NOFILE is %d, %d wanted", lim.Cur, want)
 	}
 }
 
