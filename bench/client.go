@@ -78,17 +78,8 @@ func SpawnClient(cmd *exec.Cmd, cfg clients.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(os.Environ(), envClient+"="+string(b))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	in, out, err := startChild(cmd, envClient+"="+string(b))
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	c := &Client{PID: cmd.Process.Pid, cmd: cmd, in: in, lines: make(chan string, 4)}

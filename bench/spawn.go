@@ -72,17 +72,8 @@ func SelfSpawn(lib string, mode servers.Mode) (*Server, error) {
 // ServeIfChild first, or cmd/echoserver with its flags set. It waits for
 // the address the server prints.
 func Spawn(cmd *exec.Cmd, lib string, mode servers.Mode) (*Server, error) {
-	cmd.Env = append(os.Environ(), envServe+"="+lib+" "+string(mode))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	in, out, err := startChild(cmd, envServe+"="+lib+" "+string(mode))
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &Server{PID: cmd.Process.Pid, cmd: cmd, in: in}
@@ -101,4 +92,24 @@ func Spawn(cmd *exec.Cmd, lib string, mode servers.Mode) (*Server, error) {
 		return nil, fmt.Errorf("%s server (%s) printed no address", lib, mode)
 	}
 	return s, nil
+}
+
+// startChild starts cmd, a child of the harness, with env added to its
+// environment and its stderr the harness's; it returns its stdin and
+// stdout.
+func startChild(cmd *exec.Cmd, env string) (io.WriteCloser, io.ReadCloser, error) {
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	return in, out, nil
 }

@@ -381,16 +381,7 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(cancel) // after the browser's and the server's cleanups
 
 	// The server (closed after the browser: cleanups run last in, first out).
-	handler, shutdown := newServer(config{interval: 200 * time.Millisecond})
-	srv := httptest.NewServer(handler) // on 127.0.0.1
-	t.Cleanup(func() {
-		srv.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv := serveApp(t)(newServer(config{interval: 200 * time.Millisecond}))
 	host := srv.Listener.Addr().String()
 
 	b := startBrowser(t, ctx)
@@ -716,16 +707,7 @@ func TestBrowserChat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
 	t.Cleanup(cancel) // after the browser's and the server's cleanups
 
-	handler, shutdown := newServer(config{interval: time.Hour})
-	srv := httptest.NewServer(handler)
-	t.Cleanup(func() {
-		srv.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv := serveApp(t)(newServer(config{interval: time.Hour}))
 
 	tabA := startBrowser(t, ctx)
 	tabB := tabA.newTab()
@@ -938,4 +920,23 @@ func TestBrowserBusyChat(t *testing.T) {
 		t.Logf("screenshot of tab 1: %s", path)
 	}
 	t.Logf("scenario done after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// serveApp returns a function that serves h on 127.0.0.1 until the test
+// ends, then shuts down its WebSockets with shutdown: newServer's results
+// fit it. Cleanups run last in, first out: a browser started after it
+// closes first.
+func serveApp(t *testing.T) func(h http.Handler, shutdown func(context.Context) error) *httptest.Server {
+	return func(h http.Handler, shutdown func(context.Context) error) *httptest.Server {
+		srv := httptest.NewServer(h)
+		t.Cleanup(func() {
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		})
+		return srv
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,17 +126,8 @@ func TestBrowserWasmClient(t *testing.T) {
 	})
 	mux.Handle("/wasm/client.wasm", http.StripPrefix("/wasm/", http.FileServer(http.Dir(dir))))
 	mux.Handle("/wasm/wasm_exec.js", http.StripPrefix("/wasm/", http.FileServer(http.Dir(dir))))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := errors.Join(protoEcho.Shutdown(sctx), closer.Shutdown(sctx)); err != nil {
-			t.Errorf("shutdown /echo-proto, /close-me: %v", err)
-		}
+	srv := serveApp(t)(mux, func(ctx context.Context) error {
+		return errors.Join(shutdown(ctx), protoEcho.Shutdown(ctx), closer.Shutdown(ctx))
 	})
 
 	b := startBrowser(t, ctx)

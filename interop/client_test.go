@@ -49,17 +49,7 @@ func echoOnce(c *websocket.Conn, typ websocket.MessageType, p []byte) error {
 }
 
 func readEcho(c *websocket.Conn, typ websocket.MessageType, p []byte) error {
-	gotTyp, got, err := c.ReadMessage()
-	if err != nil {
-		return fmt.Errorf("read echo of %s message of %d bytes: %w", typ, len(p), err)
-	}
-	if gotTyp != typ {
-		return fmt.Errorf("echo of a %s message came back as %s", typ, gotTyp)
-	}
-	if d := diff(got, p); d != "" {
-		return fmt.Errorf("echo of %s message: %s", typ, d)
-	}
-	return nil
+	return checkEcho(typ, p)(c.ReadMessage())
 }
 
 // closeAndCheck closes c with 1000 and checks that the peer saw that close.

@@ -292,17 +292,24 @@ func roundTrip(ctx context.Context, cl client, typ websocket.MessageType, p []by
 }
 
 func expectEcho(ctx context.Context, cl client, typ websocket.MessageType, p []byte) error {
-	gotTyp, got, err := cl.read(ctx)
-	if err != nil {
-		return fmt.Errorf("read echo of %s message of %d bytes: %w", typ, len(p), err)
+	return checkEcho(typ, p)(cl.read(ctx))
+}
+
+// checkEcho returns a check that a read (its three results) brought back
+// a message of type typ holding p.
+func checkEcho(typ websocket.MessageType, p []byte) func(websocket.MessageType, []byte, error) error {
+	return func(gotTyp websocket.MessageType, got []byte, err error) error {
+		if err != nil {
+			return fmt.Errorf("read echo of %s message of %d bytes: %w", typ, len(p), err)
+		}
+		if gotTyp != typ {
+			return fmt.Errorf("echo of a %s message came back as %s", typ, gotTyp)
+		}
+		if d := diff(got, p); d != "" {
+			return fmt.Errorf("echo of %s message: %s", typ, d)
+		}
+		return nil
 	}
-	if gotTyp != typ {
-		return fmt.Errorf("echo of a %s message came back as %s", typ, gotTyp)
-	}
-	if d := diff(got, p); d != "" {
-		return fmt.Errorf("echo of %s message: %s", typ, d)
-	}
-	return nil
 }
 
 // diff describes how got differs from want, or returns "".
