@@ -1095,7 +1095,9 @@ func (c *Conn) CloseCause() error {
 
 // setCause records why the connection closes, unless a cause came first;
 // it reports whether err is the cause.
-func (c *Conn) setCause(err error) bool { return c.cause.CompareAndSwap(nil, &err) }
+func (c *Conn) setCause(err error) bool {
+	return c.cause.Load() == nil && c.cause.CompareAndSwap(nil, &err)
+}
 
 // drop closes the connection at once, for cause.
 func (c *Conn) drop(cause error) {

@@ -24,8 +24,6 @@ const (
 	opPong         opcode = 0xA
 )
 
-func (op opcode) isControl() bool { return op&0x8 != 0 }
-
 // rsv1 is the RSV1 bit in frameHeader.rsv: permessage-deflate's "compressed".
 const rsv1 = 0x4
 

@@ -440,11 +440,11 @@ func (p *writerPool) run() {
 	}
 }
 
-// start is the origin of clock.
-var start = time.Now()
+// clockStart is the origin of clock.
+var clockStart = time.Now()
 
 // clock is a monotonic time, cheap to compare.
-func clock() time.Duration { return time.Since(start) }
+func clock() time.Duration { return time.Since(clockStart) }
 
 // Tick broadcasts message(t) as text every interval until ctx ends: one
 // timer for the whole group. A nil message sends the server's date and time.

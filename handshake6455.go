@@ -123,11 +123,9 @@ var hybiVersions = map[Dialect]string{RFC6455: "13", Hybi08: "8", Hybi07: "7"}
 // returns what was agreed, or what is wrong.
 func checkHybiAnswer(resp *http.Response, r *clientRequest) (*handshake, string) {
 	hs := &handshake{dialect: r.dialect}
-	switch {
-	case !hasToken(resp.Header, "Upgrade", "websocket"):
-		return nil, "the answer lacks Upgrade: websocket"
-	case !hasToken(resp.Header, "Connection", "upgrade"):
-		return nil, "the answer lacks Connection: Upgrade"
+	switch problem := upgradeProblem(resp, "websocket"); {
+	case problem != "":
+		return nil, problem
 	case resp.Header.Get("Sec-Websocket-Accept") != acceptKey(r.key):
 		return nil, "Sec-WebSocket-Accept does not match the key sent"
 	}
@@ -158,4 +156,16 @@ func checkProtocol(values, offered []string) (string, string) {
 		return values[0], ""
 	}
 	return "", fmt.Sprintf("the server chose subprotocol %q, not offered", strings.Join(values, ", "))
+}
+
+// upgradeProblem says what is wrong with the Upgrade and Connection fields
+// of an answer, or "": upgrade is the token as the dialect spells it.
+func upgradeProblem(resp *http.Response, upgrade string) string {
+	switch {
+	case !hasToken(resp.Header, "Upgrade", upgrade):
+		return "the answer lacks Upgrade: " + upgrade
+	case !hasToken(resp.Header, "Connection", "upgrade"):
+		return "the answer lacks Connection: Upgrade"
+	}
+	return ""
 }

@@ -74,11 +74,9 @@ func checkHixieAnswer(resp *http.Response, r *clientRequest) (*handshake, string
 		}
 	}
 	hs := &handshake{dialect: r.dialect}
-	switch {
-	case !hasToken(resp.Header, "Upgrade", "websocket"):
-		return nil, "the answer lacks Upgrade: WebSocket"
-	case !hasToken(resp.Header, "Connection", "upgrade"):
-		return nil, "the answer lacks Connection: Upgrade"
+	switch problem := upgradeProblem(resp, "WebSocket"); {
+	case problem != "":
+		return nil, problem
 	case resp.Header.Get(prefix+"WebSocket-Origin") != r.origin:
 		return nil, fmt.Sprintf("%sWebSocket-Origin %q is not the origin sent, %q", prefix, resp.Header.Get(prefix+"WebSocket-Origin"), r.origin)
 	case !sameLocation(resp.Header.Get(prefix+"WebSocket-Location"), r.location):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // PreparedMessage is a message encoded once per wire form, for sending the
@@ -14,9 +15,10 @@ type PreparedMessage struct {
 	typ  MessageType
 	data []byte
 
+	plain atomic.Pointer[[]byte] // the RFC 6455 frame, read without mu once built
+
 	mu       sync.Mutex
 	hixie    []byte
-	plain    []byte
 	deflated map[[2]int]deflatedFrame // by window bits and level
 }
 
@@ -36,9 +38,15 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 
 // frame returns the message's encoding for c, and whether it is deflated.
 func (pm *PreparedMessage) frame(c *Conn) ([]byte, bool, error) {
+	d := c.deflater
+	if c.dialect.hybi() && (d == nil || !d.worthIt(len(pm.data))) {
+		if f := pm.plain.Load(); f != nil {
+			return *f, false, nil // a group's writers, for each member: no lock
+		}
+	}
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	switch d := c.deflater; {
+	switch {
 	case !c.dialect.hybi():
 		if pm.hixie == nil {
 			if bytes.IndexByte(pm.data, 0xFF) >= 0 {
@@ -71,10 +79,11 @@ func (pm *PreparedMessage) frame(c *Conn) ([]byte, bool, error) {
 			return f.frame, true, nil
 		}
 	}
-	if pm.plain == nil {
-		pm.plain = append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(pm.data)), true, opcode(pm.typ), false, len(pm.data)), pm.data...)
+	if pm.plain.Load() == nil {
+		f := append(appendFrameHeader(make([]byte, 0, maxHeaderSize+len(pm.data)), true, opcode(pm.typ), false, len(pm.data)), pm.data...)
+		pm.plain.Store(&f)
 	}
-	return pm.plain, false, nil
+	return *pm.plain.Load(), false, nil
 }
 
 // WritePreparedMessage writes pm. A binary message to a hixie connection

@@ -191,10 +191,6 @@ func TestPreparedMessageWireForms(t *testing.T) {
 	hixieFrame := append(append([]byte{0x00}, text...), 0xFF)
 	plainFrame := append([]byte{0x81, 126, byte(len(text) >> 8), byte(len(text))}, text...)
 
-	type form struct {
-		name  string
-		frame []byte
-	}
 	seen := map[string][]byte{} // the frame first returned for each form
 	for _, tc := range []struct {
 		d       Dialect
@@ -249,7 +245,7 @@ func TestPreparedMessageWireForms(t *testing.T) {
 		}
 	}
 	// Encoded once per wire form: what the connections used is what pm keeps.
-	if unsafe.SliceData(seen["hixie"]) != unsafe.SliceData(pm.hixie) || unsafe.SliceData(seen["plain"]) != unsafe.SliceData(pm.plain) {
+	if unsafe.SliceData(seen["hixie"]) != unsafe.SliceData(pm.hixie) || unsafe.SliceData(seen["plain"]) != unsafe.SliceData(*pm.plain.Load()) {
 		t.Error("pm does not keep the forms it sent")
 	}
 	if len(pm.deflated) != 1 {

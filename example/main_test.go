@@ -226,15 +226,6 @@ func (c *client) tryRead() (op byte, payload []byte, err error) {
 	return h[0] & 0x0F, payload, err
 }
 
-func (c *client) readN(n int) []byte {
-	c.t.Helper()
-	b, err := c.tryReadN(n)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return b
-}
-
 func (c *client) tryReadN(n int) ([]byte, error) {
 	b := make([]byte, n)
 	_, err := io.ReadFull(c.br, b)
