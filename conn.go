@@ -609,10 +609,16 @@ const (
 // amount, as net/http does.
 func (c *Conn) lingerClose() {
 	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.netConn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
-		c.br.Discard(lingerBytes)
+		c.drain()
 	}
 	c.closeNow()
+}
+
+// drain discards what the peer sends until it closes TCP, for a bounded
+// time and amount (rmu held).
+func (c *Conn) drain() {
+	c.netConn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
+	c.br.Discard(lingerBytes)
 }
 
 // WriteMessage writes a whole message as one frame.
@@ -919,7 +925,9 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 }
 
 // answerClose answers the peer's close, ce, with its code (unless a close
-// was sent already), then closes TCP: the server closes first.
+// was sent already), then closes TCP (rmu held). The server closes first
+// (RFC 6455, section 7.1.1): a client waits for it, for a bounded time, so
+// that the TIME_WAIT state stays on the client's host.
 func (c *Conn) answerClose(ce *CloseError) error {
 	c.setCause(ce)
 	code := ce.Code
@@ -927,6 +935,9 @@ func (c *Conn) answerClose(ce *CloseError) error {
 		code = 0 // a close with no payload
 	}
 	c.writeClose(code, ce.Reason)
+	if c.client {
+		c.drain()
+	}
 	c.closeNow()
 	return ce
 }

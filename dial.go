@@ -109,6 +109,10 @@ const maxErrorBody = 1 << 10
 // The client's frames are masked as RFC 6455 wants, each with a fresh key,
 // without changing the caller's buffers. Redirects (301, 302, 303, 307,
 // 308) are followed up to 10 times, to ws(s):// or http(s):// Locations.
+// A URL's user info (ws://user:pass@host/) is sent as Basic credentials,
+// unless opts.Header has an Authorization field. After the closing
+// handshake the client waits for the server to close TCP first, as RFC
+// 6455 asks, up to CloseTimeout (at most a second).
 //
 // Built for GOOS=js, Dial uses the browser's WebSocket: see the package
 // documentation's "In the browser" for what works there and what returns
@@ -235,6 +239,9 @@ func (r *clientRequest) encode(header http.Header, jar http.CookieJar, u *url.UR
 	}
 	if len(cookies) > 0 {
 		b = append(b, "Cookie: "+strings.Join(cookies, "; ")+"\r\n"...)
+	}
+	if u.User != nil && header.Get("Authorization") == "" {
+		b = append(b, "Authorization: "+basicAuth(u.User)+"\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if r.dialect == Hixie76 {

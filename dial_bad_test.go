@@ -492,3 +492,64 @@ func TestDialRedirectToWS(t *testing.T) {
 		t.Fatalf("%q %v", msg, err)
 	}
 }
+
+// TestDialURLCredentials: a URL's user info is sent as Basic credentials,
+// unless the caller's Header carries its own Authorization.
+func TestDialURLCredentials(t *testing.T) {
+	got := make(chan http.Header, 1)
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) { got <- req.Header })
+	withUser := strings.Replace(url, "ws://", "ws://al%20ice:p%3Ass@", 1)
+	for _, tc := range []struct {
+		header http.Header
+		want   string
+	}{
+		{nil, "Basic YWwgaWNlOnA6c3M="}, // "al ice:p:ss"
+		{http.Header{"Authorization": {"Bearer x"}}, "Bearer x"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		Dial(ctx, withUser, &DialOptions{Header: tc.header})
+		cancel()
+		if h := <-got; len(h["Authorization"]) != 1 || h.Get("Authorization") != tc.want || strings.Contains(h.Get("Host"), "@") {
+			t.Fatalf("sent %v, want Authorization %q", h, tc.want)
+		}
+	}
+}
+
+// TestDialWaitsForServerClose: after the close handshake the client
+// leaves closing TCP to the server (RFC 6455, section 7.1.1), and closes
+// it itself only once CloseTimeout has passed.
+func TestDialWaitsForServerClose(t *testing.T) {
+	const hold = 300 * time.Millisecond
+	eofAfter := make(chan time.Duration, 2)
+	url := rawServer(t, func(conn net.Conn, br *bufio.Reader, req *http.Request) {
+		io.WriteString(conn, hybiAnswer(req))
+		conn.Write(serverFrameBytes(0x88, []byte{0x03, 0xe8}, nil))
+		var hdr [8]byte // the client's close, masked, with the code
+		if _, err := io.ReadFull(br, hdr[:]); err != nil || hdr[0] != 0x88 {
+			t.Errorf("the client's close: %x, %v", hdr, err)
+			return
+		}
+		start := time.Now()
+		conn.SetReadDeadline(start.Add(hold))
+		if _, err := br.ReadByte(); err == io.EOF {
+			eofAfter <- time.Since(start) // the client closed first
+			return
+		}
+		eofAfter <- -1 // the client waited: the server closes first
+	})
+	for _, closeTimeout := range []time.Duration{time.Minute, 50 * time.Millisecond} {
+		c := dialTest(t, url, &DialOptions{CloseTimeout: closeTimeout})
+		_, _, err := c.ReadMessage()
+		var ce *CloseError
+		if !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
+			t.Fatalf("read %v", err)
+		}
+		got := <-eofAfter
+		switch {
+		case closeTimeout == time.Minute && got != -1:
+			t.Fatalf("the client closed TCP %v after its close, before the server", got)
+		case closeTimeout < hold && (got < 0 || got > hold):
+			t.Fatalf("with CloseTimeout %v the client closed after %v (-1: never)", closeTimeout, got)
+		}
+	}
+}

@@ -219,6 +219,13 @@ func proxyHandshake(ctx context.Context, conn net.Conn, proxy *url.URL, proxyHos
 	return httpConnect(ctx, conn, proxy.User, addr)
 }
 
+// basicAuth is the value of an Authorization field carrying user's name
+// and password (RFC 7617).
+func basicAuth(user *url.Userinfo) string {
+	pass, _ := user.Password()
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass))
+}
+
 // httpConnect asks an HTTP proxy for a tunnel to addr with CONNECT.
 func httpConnect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr string) (net.Conn, error) {
 	req := &http.Request{
@@ -228,8 +235,7 @@ func httpConnect(ctx context.Context, conn net.Conn, user *url.Userinfo, addr st
 		Header: make(http.Header),
 	}
 	if user != nil {
-		pass, _ := user.Password()
-		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)))
+		req.Header.Set("Proxy-Authorization", basicAuth(user))
 	}
 	if err := req.Write(conn); err != nil {
 		return nil, err
