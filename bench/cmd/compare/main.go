@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hybi/websocket/bench"
+	"github.com/hybi/websocket/bench/servers"
 )
 
 func main() {
@@ -45,7 +46,7 @@ func main() {
 	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 256, gorilla's "+
 		"hub's queue, for every library's defaults to keep a reading member)")
 	bursts := flag.Int("bursts", def.Bursts, "measured bursts of the burst tests, each run (after 1 unmeasured)")
-	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
+	libs := flag.String("libs", "", "comma-separated libraries (default all: "+strings.Join(servers.Libs, ",")+")")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
 	clientServer := flag.String("clientserver", bench.DefaultClientServer, "the echo server of the client tests (client32, client16k)")
 	clientProfile := flag.String("clientprofile", "", "directory where each client of the client tests writes a CPU profile "+
