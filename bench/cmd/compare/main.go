@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,10 +36,14 @@ func main() {
 	duration := flag.Duration("duration", def.Duration, "measured window of each timed test")
 	warmup := flag.Duration("warmup", def.Warmup, "unmeasured load before each measured window")
 	settle := flag.Duration("settle", def.Settle, "wait before reading the server's RSS")
-	idle := flag.Int("idle", def.Idle, "connections of the idle test")
+	idle := bench.Ints(def.Idle)
+	flag.Var(&idle, "idle", "comma-separated numbers of connections of the idle test: it runs once for each "+
+		"(the open-file limit, raised to the hard limit, must be above each)")
+	conns := flag.Int("conns", 0, "connections carrying the load in the echo and deflate tests (default each test's own: 64, echo1k 512)")
 	memconns := flag.Int("memconns", def.MemConns, "connections held by the compressed tests for their memory measure")
 	workers := flag.Int("workers", def.Workers, "concurrent clients of the handshake test")
-	members := flag.String("members", joinInts(def.Members), "comma-separated sizes of the broadcast set: "+
+	members := bench.Ints(def.Members)
+	flag.Var(&members, "members", "comma-separated sizes of the broadcast set: "+
 		"each broadcast and burst test runs once for each")
 	broadcasts := flag.Int("broadcasts", def.Broadcasts, "measured broadcasts of the broadcast test, each run")
 	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 256, gorilla's "+
@@ -69,21 +72,15 @@ func main() {
 		case "settle":
 			cfg.Settle = *settle
 		case "idle":
-			cfg.Idle = *idle
+			cfg.Idle = idle
+		case "conns":
+			cfg.Conns = *conns
 		case "memconns":
 			cfg.MemConns = *memconns
 		case "workers":
 			cfg.Workers = *workers
 		case "members":
-			cfg.Members = nil
-			for v := range strings.SplitSeq(*members, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
-				if err != nil || n <= 0 {
-					fmt.Fprintf(os.Stderr, "compare: bad -members %q\n", *members)
-					os.Exit(2)
-				}
-				cfg.Members = append(cfg.Members, n)
-			}
+			cfg.Members = members
 		case "broadcasts":
 			cfg.Broadcasts = *broadcasts
 		case "burst":
@@ -126,12 +123,4 @@ func main() {
 			os.Exit(1)
 		}
 	}
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ",")
 }
