@@ -244,3 +244,20 @@ func TestClientCompare(t *testing.T) {
 	}
 	t.Logf("\n%s", b.String())
 }
+
+// TestInts checks the list flags (-idle, -members): positive numbers
+// separated by commas, printed back the same way; anything else refused.
+func TestInts(t *testing.T) {
+	var xs Ints
+	if err := xs.Set("10000, 19000"); err != nil || xs.String() != "10000,19000" {
+		t.Errorf("Set(%q): %v, %v", "10000, 19000", xs, err)
+	}
+	for _, bad := range []string{"", "0", "-5", "10000,", "ten", "1,x"} {
+		before := xs.String()
+		if err := xs.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %v", bad, xs)
+		} else if xs.String() != before {
+			t.Errorf("Set(%q) failed but changed the list to %v", bad, xs)
+		}
+	}
+}
