@@ -23,11 +23,12 @@ func nbioUpgrader(mode Mode) *websocket.Upgrader {
 	return u
 }
 
-// serveNbio runs u on an nbhttp.Engine in its non-blocking mode, as nbio's
-// websocket examples do: the engine accepts on ln and hands each connection
-// to one of its pollers (one per core, epoll); HTTP requests go to h and
-// the websocket messages of a connection to the callbacks, in order, on
-// the engine's goroutine pool. It returns once ln is closed.
+// serveNbio serves h on an nbhttp.Engine in its non-blocking mode, as
+// nbio's websocket examples do: the engine accepts on ln and hands each
+// connection to one of its epoll pollers (a quarter as many as cores, at
+// least one: its default); HTTP requests go to h, and the websocket
+// messages of a connection to the Upgrader's callbacks, in order, on the
+// engine's goroutine pool. It returns once ln is closed.
 func serveNbio(ln net.Listener, h http.Handler) error {
 	nl := &nbioListener{Listener: ln, closed: make(chan struct{}), stopping: make(chan struct{})}
 	engine := nbhttp.NewEngine(nbhttp.Config{
