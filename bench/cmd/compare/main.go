@@ -8,6 +8,7 @@
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 100 -bursts 3
 //	go run ./bench/cmd/compare -libs hybi,gorilla,coder,gws -tests client32,client16k
+//	go run ./bench/cmd/compare -conns 512 -idle 10000,19000 -libs hybi-ev,hybi,gws,nbio -tests echo32,echo1k,idle,handshake
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
