@@ -22,9 +22,13 @@ type Config struct {
 	Duration time.Duration // measured window of each timed test
 	Warmup   time.Duration // unmeasured load before it
 	Settle   time.Duration // wait before reading the server's RSS
-	Idle     int           // connections of the idle test
-	MemConns int           // connections held by the compressed tests for their memory measure
-	Workers  int           // concurrent clients of the handshake test
+	// Idle: connections of the idle test; it runs once for each number.
+	Idle []int
+	// Conns: connections carrying the load in the echo and deflate tests;
+	// 0 for each test's own (64; 512 for echo1k).
+	Conns    int
+	MemConns int // connections held by the compressed tests for their memory measure
+	Workers  int // concurrent clients of the handshake test
 	// Members: the sizes of the broadcast set; each broadcast test (the
 	// broadcast latency test and the burst tests) runs once for each.
 	Members []int
@@ -56,25 +60,54 @@ type Config struct {
 // Defaults of the full run and of the quick (smoke) run.
 var (
 	DefaultConfig = Config{Rounds: 3, Duration: 1500 * time.Millisecond, Warmup: 300 * time.Millisecond,
-		Settle: 500 * time.Millisecond, Idle: 10000, MemConns: 1000, Workers: 16, Members: []int{1000, 10000},
+		Settle: 500 * time.Millisecond, Idle: []int{10000}, MemConns: 1000, Workers: 16, Members: []int{1000, 10000},
 		Broadcasts: 10, Burst: 100, Bursts: 3}
 	QuickConfig = Config{Rounds: 1, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Settle: 200 * time.Millisecond, Idle: 500, MemConns: 100, Workers: 16, Members: []int{500},
+		Settle: 200 * time.Millisecond, Idle: []int{500}, MemConns: 100, Workers: 16, Members: []int{500},
 		Broadcasts: 5, Burst: 100, Bursts: 2}
 )
 
 // Test is one test of the comparison.
 type Test struct {
 	Name  string       // for -tests
-	Title string       // for the table
+	Title string       // for the table, before the size
 	Mode  servers.Mode // the server's compression mode, or servers.Broadcast
 	table table
-	// run runs the test of lib on the server s (lib's server, or, for the
-	// client tests, Config.ClientServer's); members is the size of the
-	// broadcast set (the tests of mode servers.Broadcast run once for each
-	// of Config.Members), 0 for the other tests.
-	run func(cfg *Config, s *Server, lib string, members int) (loadgen.Result, error)
+	// unit is what the sizes count: the table's title is "Title, size
+	// unit"; "" for a test of one size (0).
+	unit string
+	// sizes lists the sizes the test runs at, once each: the connections
+	// carrying the load, the idle connections, the handshake clients, the
+	// members of the broadcast set; nil for a test of one size (0).
+	sizes func(cfg *Config) []int
+	// run runs the test of lib, at size, on the server s (lib's server,
+	// or, for the client tests, Config.ClientServer's).
+	run func(cfg *Config, s *Server, lib string, size int) (loadgen.Result, error)
 }
+
+// Sizes lists the sizes the test runs at with cfg (see Test.sizes).
+func (t Test) Sizes(cfg *Config) []int {
+	if t.sizes == nil {
+		return []int{0}
+	}
+	return t.sizes(cfg)
+}
+
+// title is the table's title of the test at size.
+func (t Test) title(size int) string {
+	if t.unit == "" {
+		return t.Title
+	}
+	return fmt.Sprintf("%s, %d %s", t.Title, size, t.unit)
+}
+
+// conns are the sizes of an echo test whose own number of connections is
+// n: Config.Conns if set, else n.
+func conns(n int) func(cfg *Config) []int {
+	return func(cfg *Config) []int { return []int{cmp.Or(cfg.Conns, n)} }
+}
+
+func members(cfg *Config) []int { return cfg.Members }
 
 // table is the table a test's rows go in.
 type table int
@@ -123,8 +156,11 @@ func jsonLike(n int) []byte {
 	return append(b, `"}`...)
 }
 
-func echo(conns, memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server, string, int) (loadgen.Result, error) {
-	return func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
+// echo is an echo test: size connections, one message in flight on each;
+// the compressed tests (memConns < 0) first open Config.MemConns for their
+// memory measure.
+func echo(memConns int, payload []byte, op byte, mode servers.Mode) func(*Config, *Server, string, int) (loadgen.Result, error) {
+	return func(cfg *Config, s *Server, _ string, conns int) (loadgen.Result, error) {
 		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, Conns: conns, Payload: payload, Op: op,
 			Warmup: cfg.Warmup, Duration: cfg.Duration, Settle: cfg.Settle}
 		switch mode {
@@ -150,33 +186,35 @@ func burst(payload int) func(*Config, *Server, string, int) (loadgen.Result, err
 
 // Tests lists the tests, in the order they run in a round.
 var Tests = []Test{
-	{"echo32", "echo 32 B, 64 conns", servers.None, echoTable, echo(64, 0, payload32, loadgen.OpBinary, servers.None)},
-	{"echo16k", "echo 16 KiB, 64 conns", servers.None, echoTable, echo(64, 0, payload16K, loadgen.OpBinary, servers.None)},
-	{"echo1k", "echo 1 KiB, 512 conns", servers.None, echoTable, echo(512, 0, payload1K, loadgen.OpBinary, servers.None)},
-	{"idle", "idle conns", servers.None, echoTable, func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
-		t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, MemConns: cfg.Idle, Payload: payload32,
-			Op: loadgen.OpBinary, Settle: cfg.Settle}
-		return t.Run()
-	}},
-	{"handshake", "handshakes", servers.None, echoTable, func(cfg *Config, s *Server, _ string, _ int) (loadgen.Result, error) {
-		t := &loadgen.HandshakeTest{Addr: s.Addr, PID: s.PID, Workers: cfg.Workers,
-			Warmup: cfg.Warmup, Duration: cfg.Duration}
-		return t.Run()
-	}},
-	{"deflate", "deflate no takeover, 1 KiB JSON, 64 conns", servers.NoTakeover, echoTable,
-		echo(64, -1, payloadJSON, loadgen.OpText, servers.NoTakeover)},
-	{"deflate-takeover", "deflate takeover, 1 KiB JSON, 64 conns", servers.Takeover, echoTable,
-		echo(64, -1, payloadJSON, loadgen.OpText, servers.Takeover)},
-	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, broadcastTable,
+	{"echo32", "echo 32 B", servers.None, echoTable, "conns", conns(64), echo(0, payload32, loadgen.OpBinary, servers.None)},
+	{"echo16k", "echo 16 KiB", servers.None, echoTable, "conns", conns(64), echo(0, payload16K, loadgen.OpBinary, servers.None)},
+	{"echo1k", "echo 1 KiB", servers.None, echoTable, "conns", conns(512), echo(0, payload1K, loadgen.OpBinary, servers.None)},
+	{"idle", "idle", servers.None, echoTable, "conns", func(cfg *Config) []int { return cfg.Idle },
+		func(cfg *Config, s *Server, _ string, conns int) (loadgen.Result, error) {
+			t := &loadgen.EchoTest{Addr: s.Addr, PID: s.PID, MemConns: conns, Payload: payload32,
+				Op: loadgen.OpBinary, Settle: cfg.Settle}
+			return t.Run()
+		}},
+	{"handshake", "handshakes", servers.None, echoTable, "clients", func(cfg *Config) []int { return []int{cfg.Workers} },
+		func(cfg *Config, s *Server, _ string, workers int) (loadgen.Result, error) {
+			t := &loadgen.HandshakeTest{Addr: s.Addr, PID: s.PID, Workers: workers,
+				Warmup: cfg.Warmup, Duration: cfg.Duration}
+			return t.Run()
+		}},
+	{"deflate", "deflate no takeover, 1 KiB JSON", servers.NoTakeover, echoTable, "conns", conns(64),
+		echo(-1, payloadJSON, loadgen.OpText, servers.NoTakeover)},
+	{"deflate-takeover", "deflate takeover, 1 KiB JSON", servers.Takeover, echoTable, "conns", conns(64),
+		echo(-1, payloadJSON, loadgen.OpText, servers.Takeover)},
+	{"broadcast", "broadcast 1 KiB binary", servers.Broadcast, broadcastTable, "members", members,
 		func(cfg *Config, s *Server, _ string, members int) (loadgen.Result, error) {
 			t := &loadgen.BroadcastTest{Addr: s.Addr, PID: s.PID, Members: members, Payload: 1 << 10,
 				Warmup: 1, Broadcasts: cfg.Broadcasts, Settle: cfg.Settle}
 			return t.Run()
 		}},
-	{"burst32", "32 B binary", servers.Broadcast, burstTable, burst(32)},
-	{"burst1k", "1 KiB binary", servers.Broadcast, burstTable, burst(1 << 10)},
-	{"client32", "client echo 32 B, 64 conns", servers.None, clientTable, clientEcho(32)},
-	{"client16k", "client echo 16 KiB, 64 conns", servers.None, clientTable, clientEcho(16 << 10)},
+	{"burst32", "32 B binary", servers.Broadcast, burstTable, "members", members, burst(32)},
+	{"burst1k", "1 KiB binary", servers.Broadcast, burstTable, "members", members, burst(1 << 10)},
+	{"client32", "client echo 32 B, 64 conns", servers.None, clientTable, "", nil, clientEcho(32)},
+	{"client16k", "client echo 16 KiB, 64 conns", servers.None, clientTable, "", nil, clientEcho(16 << 10)},
 }
 
 // TestNames lists the names of Tests.
@@ -191,7 +229,7 @@ func TestNames() []string {
 // Run is one test run of one library.
 type RunResult struct {
 	Test, Lib string
-	Members   int // the size of the broadcast set; 0 for the tests of other modes
+	Size      int // the test's size (see Test.sizes)
 	Round     int
 	Result    loadgen.Result
 	Err       error
@@ -234,6 +272,11 @@ func Run(cfg Config) (*Results, error) {
 			tests = append(tests, Tests[i])
 		}
 	}
+	for _, t := range tests {
+		if slices.ContainsFunc(t.Sizes(&cfg), func(n int) bool { return n < 0 }) || t.unit != "" && len(t.Sizes(&cfg)) == 0 {
+			return nil, fmt.Errorf("bad config: %s: sizes %v", t.Name, t.Sizes(&cfg))
+		}
+	}
 	if slices.ContainsFunc(tests, func(t Test) bool { return t.Mode == servers.Broadcast }) &&
 		(len(cfg.Members) == 0 || slices.Min(cfg.Members) <= 0 || cfg.Broadcasts <= 0 ||
 			cfg.Burst <= 0 || cfg.Burst > servers.MaxBurst || cfg.Bursts <= 0) {
@@ -256,18 +299,14 @@ func Run(cfg Config) (*Results, error) {
 	for round := range cfg.Rounds {
 		libs := append(slices.Clone(cfg.Libs[round%len(cfg.Libs):]), cfg.Libs[:round%len(cfg.Libs)]...)
 		for _, t := range tests {
-			sizes := []int{0}
-			if t.Mode == servers.Broadcast {
-				sizes = cfg.Members
-			}
-			for _, members := range sizes {
+			for _, size := range t.Sizes(&cfg) {
 				for _, lib := range libs {
 					if !t.Supports(lib) {
 						continue
 					}
-					r := RunResult{Test: t.Name, Lib: lib, Members: members, Round: round}
+					r := RunResult{Test: t.Name, Lib: lib, Size: size, Round: round}
 					start := time.Now()
-					r.Result, r.Err = runOne(&cfg, t, lib, members)
+					r.Result, r.Err = runOne(&cfg, t, lib, size)
 					res.Runs = append(res.Runs, r)
 					if cfg.Log != nil {
 						logRun(cfg.Log, r, time.Since(start))
@@ -282,8 +321,8 @@ func Run(cfg Config) (*Results, error) {
 // logRun writes a line of progress about r, which took d.
 func logRun(w io.Writer, r RunResult, d time.Duration) {
 	name := r.Test
-	if r.Members > 0 {
-		name += fmt.Sprintf(" %d", r.Members)
+	if r.Size > 0 {
+		name += fmt.Sprintf(" %d", r.Size)
 	}
 	line := fmt.Sprintf("round %d %-16s %-8s", r.Round+1, name, r.Lib)
 	if r.Err != nil {
@@ -317,7 +356,7 @@ func (t Test) Supports(lib string) bool {
 	return servers.Supports(lib, t.Mode)
 }
 
-func runOne(cfg *Config, t Test, lib string, members int) (loadgen.Result, error) {
+func runOne(cfg *Config, t Test, lib string, size int) (loadgen.Result, error) {
 	srv := lib
 	if t.table == clientTable {
 		srv = cfg.ClientServer
@@ -326,7 +365,7 @@ func runOne(cfg *Config, t Test, lib string, members int) (loadgen.Result, error
 	if err != nil {
 		return loadgen.Result{}, err
 	}
-	r, err := t.run(cfg, s, lib, members)
+	r, err := t.run(cfg, s, lib, size)
 	if serr := s.Stop(); err == nil && serr != nil {
 		err = serr
 	}
@@ -383,13 +422,13 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return ds[min(max(i, 0), len(ds)-1)]
 }
 
-func (res *Results) summarize(test, lib string, members int) (summary, bool) {
+func (res *Results) summarize(test, lib string, size int) (summary, bool) {
 	var s summary
 	var rate, p50, p99, cpu, sys, rss, wire []float64
 	var last, half []time.Duration
 	var sysMember, gen, cpuGen, rssAfter, serverCPU []float64
 	for _, r := range res.Runs {
-		if r.Test != test || r.Lib != lib || r.Members != members {
+		if r.Test != test || r.Lib != lib || r.Size != size {
 			continue
 		}
 		s.runs++
@@ -463,11 +502,10 @@ type Summary struct {
 	GenCPU         float64
 }
 
-// Summary returns the medians of test on lib, and false if it did not run;
-// members is the size of the broadcast set for the broadcast and burst
-// tests, 0 for the others.
-func (res *Results) Summary(test, lib string, members int) (Summary, bool) {
-	s, ok := res.summarize(test, lib, members)
+// Summary returns the medians of test on lib at size (see Test.sizes; 0
+// for a test of one size), and false if it did not run.
+func (res *Results) Summary(test, lib string, size int) (Summary, bool) {
+	s, ok := res.summarize(test, lib, size)
 	return Summary{Rate: s.rate, P50: time.Duration(s.p50), P99: time.Duration(s.p99), CPU: s.cpu,
 		Syscalls: s.sys, RSS: s.rss, Verified: s.verified, Failed: s.failed, Err: s.err,
 		Broadcasts: s.broadcasts, Last50: s.last50, Last90: s.last90, GenCPU: s.gen}, ok
@@ -493,47 +531,52 @@ func (res *Results) Table(w io.Writer) {
 		if t.table != echoTable {
 			continue
 		}
-		b, hasBase := res.summarize(t.Name, base, 0)
-		title := t.Title
-		switch t.Name {
-		case "idle":
-			title = fmt.Sprintf("idle, %d conns", cfg.Idle)
-		case "handshake":
-			title = fmt.Sprintf("handshakes, %d clients", cfg.Workers)
-		}
-		for _, lib := range cfg.Libs {
-			s, ok := res.summarize(t.Name, lib, 0)
-			if !ok {
-				continue
-			}
-			if s.failed == s.runs {
-				rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | |", title, lib))
-				notes = append(notes, fmt.Sprintf("%s, %s: %v", title, lib, s.err))
-				continue
-			}
-			if s.failed > 0 {
-				notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
-			}
-			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", title, lib,
-				fmtRate(s.rate), fmtDur(time.Duration(s.p50)), fmtDur(time.Duration(s.p99)), fmtNum(s.cpu),
-				fmtNum(s.sys), fmtBytes(s.rss), ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase),
-				ratio(s.rss, b.rss, hasBase)))
-			if t.Mode != servers.None {
-				c := "compressed"
-				if !s.compressed {
-					c = "NOT compressed"
-				}
-				notes = append(notes, fmt.Sprintf("%s, %s: `%s`; replies %s, %.0f B on the wire",
-					title, lib, s.ext, c, s.wire))
-			}
+		for _, size := range t.Sizes(&cfg) {
+			rows, notes = res.echoRows(t, size, rows, notes)
 		}
 	}
-	writeRows(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs hybi | CPU vs hybi | RSS vs hybi |", rows)
+	writeRows(w, "| test | lib | ops/s | p50 | p99 | CPU µs/op | syscalls/op | RSS/conn | ops/s vs "+base+" | CPU vs "+base+
+		" | RSS vs "+base+" |", rows)
 	writeNotes(w, notes)
 	sep := len(rows)+len(notes) > 0
 	sep = res.clientTable(w, sep) || sep
 	sep = res.broadcastTable(w, sep) || sep
 	res.burstTable(w, sep)
+}
+
+// echoRows appends the rows of test t at size to rows, and its notes (the
+// agreed extensions, failures) to notes.
+func (res *Results) echoRows(t Test, size int, rows, notes []string) ([]string, []string) {
+	cfg := res.Config
+	b, hasBase := res.summarize(t.Name, cfg.Libs[0], size)
+	title := t.title(size)
+	for _, lib := range cfg.Libs {
+		s, ok := res.summarize(t.Name, lib, size)
+		if !ok {
+			continue
+		}
+		if s.failed == s.runs {
+			rows = append(rows, fmt.Sprintf("| %s | %s | failed | | | | | | | | |", title, lib))
+			notes = append(notes, fmt.Sprintf("%s, %s: %v", title, lib, s.err))
+			continue
+		}
+		if s.failed > 0 {
+			notes = append(notes, fmt.Sprintf("%s, %s: %d of %d runs failed: %v", title, lib, s.failed, s.runs, s.err))
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", title, lib,
+			fmtRate(s.rate), fmtDur(time.Duration(s.p50)), fmtDur(time.Duration(s.p99)), fmtNum(s.cpu),
+			fmtNum(s.sys), fmtBytes(s.rss), ratio(s.rate, b.rate, hasBase), ratio(s.cpu, b.cpu, hasBase),
+			ratio(s.rss, b.rss, hasBase)))
+		if t.Mode != servers.None {
+			c := "compressed"
+			if !s.compressed {
+				c = "NOT compressed"
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: `%s`; replies %s, %.0f B on the wire",
+				title, lib, s.ext, c, s.wire))
+		}
+	}
+	return rows, notes
 }
 
 // writeRows writes a markdown table, if it has rows: header, the alignment
@@ -563,9 +606,11 @@ func writeNotes(w io.Writer, notes []string) {
 // broadcastTable writes the table of the broadcast test, if it ran (after a
 // blank line if sep); it reports whether it wrote anything.
 func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
+	base := res.Config.Libs[0]
 	return res.membersTable(w, sep, broadcastTable,
 		func(t Test, members int) string { return fmt.Sprintf("%s, %d members", t.Title, members) },
-		"| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs hybi | CPU vs hybi | RSS vs hybi |",
+		"| test | lib | all have it p50 | all have it p90 | half have it p50 | server CPU ms/broadcast | syscalls/member | RSS/member | RSS/member after | generator CPU ms/broadcast | server CPU / generator CPU | time vs "+base+
+			" | CPU vs "+base+" | RSS vs "+base+" |",
 		func(s, b summary, hasBase bool) []string {
 			return []string{fmtDur(s.last50), fmtDur(s.last90), fmtDur(s.half50), fmtNum(s.cpu / 1e3),
 				fmtNum(s.sysMember), fmtBytes(s.rss), fmtBytes(s.rssAfter), fmtNum(s.gen / 1e3), fmtRatio(s.cpuGen),
@@ -577,11 +622,13 @@ func (res *Results) broadcastTable(w io.Writer, sep bool) bool {
 // burstTable writes the table of the burst tests, if they ran (after a
 // blank line if sep).
 func (res *Results) burstTable(w io.Writer, sep bool) {
+	base := res.Config.Libs[0]
 	res.membersTable(w, sep, burstTable,
 		func(t Test, members int) string {
 			return fmt.Sprintf("%d × %s, %d members", res.Config.Burst, t.Title, members)
 		},
-		"| burst | lib | deliveries/s | all have all p50 | half have all p50 | server CPU µs/delivery | syscalls/delivery | generator CPU µs/delivery | server CPU / generator CPU | deliveries/s vs hybi | CPU vs hybi | CPU / generator CPU vs hybi |",
+		"| burst | lib | deliveries/s | all have all p50 | half have all p50 | server CPU µs/delivery | syscalls/delivery | generator CPU µs/delivery | server CPU / generator CPU | deliveries/s vs "+base+
+			" | CPU vs "+base+" | CPU / generator CPU vs "+base+" |",
 		func(s, b summary, hasBase bool) []string {
 			return []string{fmtRate(s.rate), fmtDur(s.last50), fmtDur(s.half50), fmtNum2(s.cpu),
 				fmtNum2(s.sys), fmtNum2(s.gen), fmtRatio(s.cpuGen),
@@ -605,7 +652,7 @@ func (res *Results) membersTable(w io.Writer, sep bool, table table, title func(
 		if t.table != table {
 			continue
 		}
-		for _, members := range cfg.Members {
+		for _, members := range t.Sizes(&cfg) {
 			title := title(t, members)
 			b, hasBase := res.summarize(t.Name, base, members)
 			hasBase = hasBase && b.broadcasts > 0
@@ -698,13 +745,38 @@ func fmtBytes(b float64) string {
 
 // Describe says what was run, in one line.
 func (cfg Config) Describe() string {
-	members := make([]string, len(cfg.Members))
-	for i, n := range cfg.Members {
-		members[i] = strconv.Itoa(n)
+	echoConns := "64 (echo1k 512)"
+	if cfg.Conns > 0 {
+		echoConns = strconv.Itoa(cfg.Conns)
 	}
-	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %d, memconns %d, handshake clients %d, "+
-		"broadcast members %s, broadcasts %d, bursts of %d messages %d (after 1 unmeasured), "+
+	return fmt.Sprintf("rounds %d, duration %s, warm-up %s, idle %v, echo conns %s, memconns %d, handshake clients %d, "+
+		"broadcast members %v, broadcasts %d, bursts of %d messages %d (after 1 unmeasured), "+
 		"client tests' server %s, libs %s",
-		cfg.Rounds, cfg.Duration, cfg.Warmup, cfg.Idle, cfg.MemConns, cfg.Workers, strings.Join(members, ","),
+		cfg.Rounds, cfg.Duration, cfg.Warmup, Ints(cfg.Idle), echoConns, cfg.MemConns, cfg.Workers, Ints(cfg.Members),
 		cfg.Broadcasts, cfg.Burst, cfg.Bursts, cmp.Or(cfg.ClientServer, DefaultClientServer), strings.Join(cfg.Libs, ","))
+}
+
+// Ints is a comma-separated list of positive numbers, as a flag.
+type Ints []int
+
+func (xs Ints) String() string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set parses v, replacing the list.
+func (xs *Ints) Set(v string) error {
+	var list Ints
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q: want positive numbers separated by commas", v)
+		}
+		list = append(list, n)
+	}
+	*xs = list
+	return nil
 }

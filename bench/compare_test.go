@@ -17,8 +17,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestQuickCompare runs every test of the harness but the client tests,
-// briefly, against this library and gorilla, and checks that each run verified its echoes and
-// measured something.
+// briefly, against this library (both modes), gorilla and nbio, and checks
+// that each run verified its echoes and measured something, at every size
+// asked for.
 func TestQuickCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -27,13 +28,14 @@ func TestQuickCompare(t *testing.T) {
 	cfg.Duration = 200 * time.Millisecond
 	cfg.Warmup = 50 * time.Millisecond
 	cfg.Settle = 100 * time.Millisecond
-	cfg.Idle = 200
+	cfg.Idle = []int{100, 200}
+	cfg.Conns = 16
 	cfg.MemConns = 100
 	cfg.Workers = 4
 	cfg.Members = []int{50}
 	cfg.Broadcasts = 3
 	cfg.Bursts = 2
-	cfg.Libs = []string{"hybi", "gorilla"}
+	cfg.Libs = []string{"hybi", "hybi-ev", "gorilla", "nbio"}
 	for _, test := range Tests {
 		if test.table != clientTable { // TestClientCompare's
 			cfg.Tests = append(cfg.Tests, test.Name)
@@ -48,48 +50,64 @@ func TestQuickCompare(t *testing.T) {
 			continue
 		}
 		for _, lib := range cfg.Libs {
-			members := 0
-			if test.Mode == servers.Broadcast {
-				members = cfg.Members[0]
-			}
-			s, ok := res.Summary(test.Name, lib, members)
-			if ok != servers.Supports(lib, test.Mode) {
-				t.Errorf("%s on %s: ran %v, supported %v", test.Name, lib, ok, !ok)
-			}
-			if !ok {
-				continue
-			}
-			if s.Failed > 0 {
-				t.Errorf("%s on %s: %v", test.Name, lib, s.Err)
-				continue
-			}
-			if s.Verified == 0 {
-				t.Errorf("%s on %s: nothing verified", test.Name, lib)
-			}
-			if test.Mode == servers.Broadcast {
-				checkBroadcast(t, test, lib, s, cfg, members)
-				continue
-			}
-			if test.Name == "idle" {
-				if math.IsNaN(s.RSS) || s.RSS <= 0 {
-					t.Errorf("%s on %s: RSS per connection %v", test.Name, lib, s.RSS)
-				}
-				continue
-			}
-			if !(s.Rate > 0) || s.P50 <= 0 || s.P99 < s.P50 || math.IsNaN(s.CPU) || s.CPU < 0 {
-				t.Errorf("%s on %s: rate %v, p50 %v, p99 %v, CPU %v µs", test.Name, lib, s.Rate, s.P50, s.P99, s.CPU)
-			}
-			if test.Mode != servers.None && math.IsNaN(s.RSS) {
-				t.Errorf("%s on %s: no RSS per connection", test.Name, lib)
+			for _, size := range test.Sizes(&cfg) {
+				checkRun(t, res, cfg, test, lib, size)
 			}
 		}
 	}
 	var b strings.Builder
 	res.Table(&b)
-	if !strings.Contains(b.String(), "| echo 32 B, 64 conns | hybi | ") {
-		t.Errorf("table:\n%s", b.String())
+	for _, row := range []string{
+		"| echo 32 B, 16 conns | hybi | ",
+		"| echo 1 KiB, 16 conns | nbio | ",
+		"| idle, 100 conns | hybi-ev | ",
+		"| idle, 200 conns | nbio | ",
+		"| handshakes, 4 clients | nbio | ",
+		"| deflate no takeover, 1 KiB JSON, 16 conns | nbio | ",
+		"| broadcast 1 KiB binary, 50 members | nbio | ",
+		"| 100 × 32 B binary, 50 members | hybi-ev | ",
+	} {
+		if !strings.Contains(b.String(), row) {
+			t.Errorf("no row %q in the table:\n%s", row, b.String())
+		}
 	}
 	t.Logf("\n%s", b.String())
+}
+
+// checkRun checks the summary of test on lib at size: it ran if lib
+// supports it, verified what it sent and measured something.
+func checkRun(t *testing.T, res *Results, cfg Config, test Test, lib string, size int) {
+	t.Helper()
+	s, ok := res.Summary(test.Name, lib, size)
+	if ok != servers.Supports(lib, test.Mode) {
+		t.Errorf("%s on %s at %d: ran %v, supported %v", test.Name, lib, size, ok, !ok)
+	}
+	if !ok {
+		return
+	}
+	if s.Failed > 0 {
+		t.Errorf("%s on %s at %d: %v", test.Name, lib, size, s.Err)
+		return
+	}
+	if s.Verified == 0 {
+		t.Errorf("%s on %s at %d: nothing verified", test.Name, lib, size)
+	}
+	if test.Mode == servers.Broadcast {
+		checkBroadcast(t, test, lib, s, cfg, size)
+		return
+	}
+	if test.Name == "idle" {
+		if math.IsNaN(s.RSS) || s.RSS <= 0 {
+			t.Errorf("%s on %s at %d: RSS per connection %v", test.Name, lib, size, s.RSS)
+		}
+		return
+	}
+	if !(s.Rate > 0) || s.P50 <= 0 || s.P99 < s.P50 || math.IsNaN(s.CPU) || s.CPU < 0 {
+		t.Errorf("%s on %s at %d: rate %v, p50 %v, p99 %v, CPU %v µs", test.Name, lib, size, s.Rate, s.P50, s.P99, s.CPU)
+	}
+	if test.Mode != servers.None && math.IsNaN(s.RSS) {
+		t.Errorf("%s on %s at %d: no RSS per connection", test.Name, lib, size)
+	}
 }
 
 // checkBroadcast checks the summary of a broadcast or burst test's run
@@ -162,6 +180,8 @@ func TestBroadcast(t *testing.T) {
 		"| broadcast 1 KiB binary, 20 members | hybi | ",
 		"| 100 × 32 B binary, 20 members | gorilla | ",
 		"| 100 × 1 KiB binary, 50 members | gws | ",
+		"| 100 × 1 KiB binary, 20 members | nbio | ",
+		"| broadcast 1 KiB binary, 50 members | hybi-ev | ",
 	} {
 		if !strings.Contains(b.String(), row) {
 			t.Errorf("no row %q in the table:\n%s", row, b.String())
@@ -223,4 +243,21 @@ func TestClientCompare(t *testing.T) {
 		t.Errorf("table:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())
+}
+
+// TestInts checks the list flags (-idle, -members): positive numbers
+// separated by commas, printed back the same way; anything else refused.
+func TestInts(t *testing.T) {
+	var xs Ints
+	if err := xs.Set("10000, 19000"); err != nil || xs.String() != "10000,19000" {
+		t.Errorf("Set(%q): %v, %v", "10000, 19000", xs, err)
+	}
+	for _, bad := range []string{"", "0", "-5", "10000,", "ten", "1,x"} {
+		before := xs.String()
+		if err := xs.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %v", bad, xs)
+		} else if xs.String() != before {
+			t.Errorf("Set(%q) failed but changed the list to %v", bad, xs)
+		}
+	}
 }

@@ -1,5 +1,7 @@
 // Package bench compares this library's WebSocket server with its peers
-// (gorilla/websocket, coder/websocket, gobwas/ws, lxzan/gws) side by side:
+// (gorilla/websocket, coder/websocket, gobwas/ws, lxzan/gws,
+// lesismal/nbio), and in both of its modes (a goroutine per connection, and
+// the Events callbacks) side by side:
 // each library's echo server (package servers) runs in its own process, and a
 // load generator built on raw TCP (package loadgen) measures it from outside:
 // messages per second, round-trip latency, the server's CPU time per message,

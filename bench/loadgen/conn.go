@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -282,7 +283,12 @@ func (s *twoSlices) ReadByte() (byte, error) {
 	return b, nil
 }
 
-// CloseHandshake sends a close frame and reads until the server's close.
+// CloseHandshake sends a close frame, reads until the server's close, and
+// waits for the server to close the TCP connection, as RFC 6455 (7.1.1)
+// asks of a client. A client that closes first races the server's own
+// close: nbio's non-blocking mode then now and then drops a new
+// connection that got the closed one's file descriptor (a stale epoll
+// event of the old one closes it).
 func (c *Conn) CloseHandshake(timeout time.Duration) error {
 	_ = c.nc.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.nc.Write(CloseFrame); err != nil {
@@ -296,10 +302,19 @@ func (c *Conn) CloseHandshake(timeout time.Duration) error {
 		c.buf = msg
 		var ce *ErrClosed
 		if errors.As(err, &ce) {
-			return nil
+			break
 		}
 		if err != nil {
 			return err
 		}
+	}
+	var b [1]byte
+	switch n, err := c.br.Read(b[:]); {
+	case n > 0:
+		return errors.New("data after the server's close frame")
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return nil
+	default:
+		return fmt.Errorf("waiting for the server to close the connection: %w", err)
 	}
 }

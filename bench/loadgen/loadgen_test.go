@@ -3,7 +3,13 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +93,49 @@ func TestHistogram(t *testing.T) {
 		if d := float64(got-c.want) / float64(c.want); d < -0.02 || d > 0.02 {
 			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
 		}
+	}
+}
+
+// TestCloseHandshake runs CloseHandshake against servers that answer the
+// close frame and then close the TCP connection, keep it open, or send
+// more: only the first completes it.
+func TestCloseHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after func(c net.Conn) // after the server's close frame
+		want  string           // in the error; "" for none
+	}{
+		{"server closes", func(c net.Conn) { c.Close() }, ""},
+		{"server keeps the connection", func(c net.Conn) { _, _ = io.Copy(io.Discard, c); c.Close() }, "waiting for the server to close"},
+		{"server sends more", func(c net.Conn) { _, _ = c.Write([]byte{0x81, 0x01, 'x'}); c.Close() }, "data after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + guid))
+				c, rw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+					"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+				_ = rw.Flush()
+				if _, err := io.ReadFull(rw, make([]byte, len(CloseFrame))); err != nil {
+					c.Close()
+					return
+				}
+				_, _ = c.Write([]byte{0x88, 0x02, 0x03, 0xe8})
+				tc.after(c)
+			}))
+			defer srv.Close()
+			c, err := Dial(strings.TrimPrefix(srv.URL, "http://"), "", 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.CloseHandshake(300 * time.Millisecond)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("CloseHandshake: %v, want an error with %q", err, tc.want)
+			}
+		})
 	}
 }

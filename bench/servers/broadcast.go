@@ -3,7 +3,6 @@ package servers
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 )
@@ -24,15 +23,16 @@ const (
 // MaxBurst bounds the count parameter of a trigger.
 const MaxBurst = 1024
 
-// broadcastMux serves the WebSocket endpoint ws and the two paths above:
-// members counts the members, send broadcasts one message to them all.
+// broadcastMux is the handler of the WebSocket endpoint ws and the two
+// paths above: members counts the members, send broadcasts one message to
+// them all.
 //
 // A POST to BroadcastPath?count=K (K 1 when absent) carries K messages of
 // equal length, one after the other: the handler splits the body and calls
 // send K times back to back, in order, as a program with K messages to
 // broadcast would call its library's broadcast. The trigger is answered 204
 // once the last send returns, which need not wait for any member's write.
-func broadcastMux(ln net.Listener, ws http.Handler, members func() int, send func([]byte) error) error {
+func broadcastMux(ws http.Handler, members func() int, send func([]byte) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BroadcastPath, func(w http.ResponseWriter, r *http.Request) {
 		count := 1
@@ -69,5 +69,5 @@ func broadcastMux(ln net.Listener, ws http.Handler, members func() int, send fun
 		_, _ = io.WriteString(w, strconv.Itoa(members()))
 	})
 	mux.Handle("/", ws)
-	return httpServe(ln, mux)
+	return mux
 }

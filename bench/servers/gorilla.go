@@ -141,12 +141,12 @@ func broadcastGorilla(ln net.Listener) error {
 		go c.writePump()
 		go c.readPump()
 	})
-	return broadcastMux(ln, ws, func() int { return int(hub.members.Load()) }, func(msg []byte) error {
+	return httpServe(ln, broadcastMux(ws, func() int { return int(hub.members.Load()) }, func(msg []byte) error {
 		pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, msg)
 		if err != nil {
 			return err
 		}
 		hub.broadcast <- pm
 		return nil
-	})
+	}))
 }

@@ -99,5 +99,5 @@ func broadcastGws(ln net.Listener) error {
 		}
 		go socket.ReadLoop()
 	})
-	return broadcastMux(ln, ws, m.len, m.broadcast)
+	return httpServe(ln, broadcastMux(ws, m.len, m.broadcast))
 }

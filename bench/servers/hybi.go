@@ -31,13 +31,19 @@ func serveHybi(ln net.Listener, mode Mode) error {
 			}
 		},
 	}
+	h.Compression = hybiCompression(mode)
+	return httpServe(ln, h)
+}
+
+// hybiCompression is the Handler's Compression for mode.
+func hybiCompression(mode Mode) *websocket.CompressionOptions {
 	switch mode {
 	case NoTakeover:
-		h.Compression = &websocket.CompressionOptions{}
+		return &websocket.CompressionOptions{}
 	case Takeover:
-		h.Compression = &websocket.CompressionOptions{ContextTakeover: true}
+		return &websocket.CompressionOptions{ContextTakeover: true}
 	}
-	return httpServe(ln, h)
+	return nil
 }
 
 // broadcastHybi is a websocket.Group: each connection joins it in Serve,
@@ -59,7 +65,41 @@ func broadcastHybi(ln net.Listener) error {
 			}
 		},
 	}
-	return broadcastMux(ln, h, g.Len, func(msg []byte) error {
+	return httpServe(ln, broadcastMux(h, g.Len, func(msg []byte) error {
 		return g.Broadcast(websocket.BinaryMessage, msg)
-	})
+	}))
+}
+
+// serveHybiEv is this library's echo on callbacks: OnMessage writes each
+// message back. With Handler.Events (issue 19) the connection is served by
+// the event engine, with no goroutine while idle; until that lands it runs
+// through Events.Serve, the same callbacks on the connection's goroutine.
+// OnOpen releases the handshake request, as serveHybi does.
+func serveHybiEv(ln net.Listener, mode Mode) error {
+	ev := websocket.Events{
+		OnOpen: (*websocket.Conn).ReleaseRequest,
+		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			_ = c.WriteMessage(typ, msg)
+		},
+	}
+	h := &websocket.Handler{ReadLimit: ReadLimit, Compression: hybiCompression(mode),
+		Serve: ev.Serve} // at the engine's merge: Events: &ev
+	return httpServe(ln, h)
+}
+
+// broadcastHybiEv is broadcastHybi on callbacks: OnOpen adds the
+// connection to the Group, messages are discarded (OnMessage nil).
+func broadcastHybiEv(ln net.Listener) error {
+	g := &websocket.Group{}
+	ev := websocket.Events{
+		OnOpen: func(c *websocket.Conn) {
+			c.ReleaseRequest()
+			g.Add(c)
+		},
+	}
+	h := &websocket.Handler{ReadLimit: ReadLimit,
+		Serve: ev.Serve} // at the engine's merge: Events: &ev
+	return httpServe(ln, broadcastMux(h, g.Len, func(msg []byte) error {
+		return g.Broadcast(websocket.BinaryMessage, msg)
+	}))
 }

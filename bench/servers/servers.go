@@ -30,7 +30,7 @@ const (
 const ReadLimit = 64 << 20
 
 // Libs lists the libraries, this one first.
-var Libs = []string{"hybi", "gorilla", "coder", "gobwas", "gws"}
+var Libs = []string{"hybi", "hybi-ev", "gorilla", "coder", "gobwas", "gws", "nbio"}
 
 type server struct {
 	modes     []Mode
@@ -44,6 +44,8 @@ var registry = map[string]server{
 	"coder":   {[]Mode{None, NoTakeover, Takeover}, serveCoder, nil},
 	"gobwas":  {[]Mode{None, NoTakeover}, serveGobwas, nil}, // wsflate's helpers assume no context takeover
 	"gws":     {[]Mode{None, NoTakeover, Takeover}, serveGws, broadcastGws},
+	"nbio":    {[]Mode{None, NoTakeover}, serveNbioEcho, broadcastNbio}, // nbio negotiates no context takeover only
+	"hybi-ev": {[]Mode{None, NoTakeover, Takeover}, serveHybiEv, broadcastHybiEv},
 }
 
 // Supports reports whether lib has a server for mode.

@@ -8,6 +8,7 @@
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests broadcast -members 5000
 //	go run ./bench/cmd/compare -libs hybi,gorilla,gws -tests burst32,burst1k -members 1000,10000 -burst 100 -bursts 3
 //	go run ./bench/cmd/compare -libs hybi,gorilla,coder,gws -tests client32,client16k
+//	go run ./bench/cmd/compare -conns 512 -idle 10000,19000 -libs hybi-ev,hybi,gws,nbio -tests echo32,echo1k,idle,handshake
 //
 // Each server runs in a process of its own (this program, started again);
 // the load generator speaks RFC 6455 over raw TCP and checks every echo.
@@ -20,11 +21,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hybi/websocket/bench"
+	"github.com/hybi/websocket/bench/servers"
 )
 
 func main() {
@@ -36,16 +37,20 @@ func main() {
 	duration := flag.Duration("duration", def.Duration, "measured window of each timed test")
 	warmup := flag.Duration("warmup", def.Warmup, "unmeasured load before each measured window")
 	settle := flag.Duration("settle", def.Settle, "wait before reading the server's RSS")
-	idle := flag.Int("idle", def.Idle, "connections of the idle test")
+	idle := bench.Ints(def.Idle)
+	flag.Var(&idle, "idle", "comma-separated numbers of connections of the idle test: it runs once for each "+
+		"(the open-file limit, raised to the hard limit, must be above each)")
+	conns := flag.Int("conns", 0, "connections carrying the load in the echo and deflate tests (default each test's own: 64, echo1k 512)")
 	memconns := flag.Int("memconns", def.MemConns, "connections held by the compressed tests for their memory measure")
 	workers := flag.Int("workers", def.Workers, "concurrent clients of the handshake test")
-	members := flag.String("members", joinInts(def.Members), "comma-separated sizes of the broadcast set: "+
+	members := bench.Ints(def.Members)
+	flag.Var(&members, "members", "comma-separated sizes of the broadcast set: "+
 		"each broadcast and burst test runs once for each")
 	broadcasts := flag.Int("broadcasts", def.Broadcasts, "measured broadcasts of the broadcast test, each run")
 	burst := flag.Int("burst", def.Burst, "messages per burst of the burst tests (at most 256, gorilla's "+
 		"hub's queue, for every library's defaults to keep a reading member)")
 	bursts := flag.Int("bursts", def.Bursts, "measured bursts of the burst tests, each run (after 1 unmeasured)")
-	libs := flag.String("libs", "", "comma-separated libraries (default all: hybi,gorilla,coder,gobwas,gws)")
+	libs := flag.String("libs", "", "comma-separated libraries (default all: "+strings.Join(servers.Libs, ",")+")")
 	tests := flag.String("tests", "", "comma-separated tests (default all: "+strings.Join(bench.TestNames(), ",")+")")
 	clientServer := flag.String("clientserver", bench.DefaultClientServer, "the echo server of the client tests (client32, client16k)")
 	clientProfile := flag.String("clientprofile", "", "directory where each client of the client tests writes a CPU profile "+
@@ -68,21 +73,15 @@ func main() {
 		case "settle":
 			cfg.Settle = *settle
 		case "idle":
-			cfg.Idle = *idle
+			cfg.Idle = idle
+		case "conns":
+			cfg.Conns = *conns
 		case "memconns":
 			cfg.MemConns = *memconns
 		case "workers":
 			cfg.Workers = *workers
 		case "members":
-			cfg.Members = nil
-			for v := range strings.SplitSeq(*members, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
-				if err != nil || n <= 0 {
-					fmt.Fprintf(os.Stderr, "compare: bad -members %q\n", *members)
-					os.Exit(2)
-				}
-				cfg.Members = append(cfg.Members, n)
-			}
+			cfg.Members = members
 		case "broadcasts":
 			cfg.Broadcasts = *broadcasts
 		case "burst":
@@ -125,12 +124,4 @@ func main() {
 			os.Exit(1)
 		}
 	}
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ",")
 }
