@@ -364,7 +364,7 @@ func TestNetConnClose(t *testing.T) {
 	servers := make(chan *Conn, 1)
 	url, _ := testServer(t, &Handler{Serve: func(c *Conn) { servers <- c; c.ReadMessage() }}, false)
 	nc := NetConn(dialTest(t, url, nil), BinaryMessage)
-	(<-servers).Close(4000, "done with you")
+	go (<-servers).Close(4000, "done with you")
 	if _, err := nc.Read(make([]byte, 1)); CloseStatus(err) != 4000 {
 		t.Fatalf("Read after a close with 4000: %v", err)
 	}

@@ -28,8 +28,8 @@ import (
 // dialing options (Header aside) play no part. The server's Request is a
 // GET of "/" from opts.Host (or "pipe"), with opts.Header.
 //
-// Each direction buffers up to 256 KiB, as a socket would: ends that both
-// write before they read do not block each other.
+// Each direction buffers up to 4 MiB, about what a loopback TCP connection
+// holds: a test may write several messages before it reads their echoes.
 func Pipe(h *Handler, opts *DialOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -50,12 +50,19 @@ func Pipe(h *Handler, opts *DialOptions) (*Conn, error) {
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
+	return openConn(h.servePipe(server, req), nil, client, opts.connConfig(), true), nil
+}
+
+// servePipe serves the server's end of a memory pipe, whose handshake
+// agreed hs, as ServeHTTP serves a socket (begin was called), and
+// returns the client's end.
+func (h *Handler) servePipe(hs *handshake, req *http.Request) net.Conn {
 	serverEnd, clientEnd := memPipe()
-	sc := openConn(serverEnd, nil, server, h.connConfig(), false)
-	sc.req.Store(keptRequest(req))
-	h.track(sc)
-	go h.serve(sc)
-	return openConn(clientEnd, nil, client, opts.connConfig(), true), nil
+	c := openConn(serverEnd, nil, hs, h.connConfig(), false)
+	c.req.Store(keptRequest(req))
+	h.track(c)
+	go h.serve(c)
+	return clientEnd
 }
 
 // pipeHandshakes is what a handshake of creq with h agrees, as each side
@@ -79,7 +86,7 @@ func pipeHandshakes(h *Handler, creq *clientRequest) (server, client *handshake)
 }
 
 // pipeBuffer is the size at which a direction of a memory pipe is full.
-const pipeBuffer = 256 << 10
+const pipeBuffer = 4 << 20
 
 // memPipe returns the two ends of a connection in memory, which behave as
 // TCP sockets do: each direction buffered, deadlines, CloseWrite, and
