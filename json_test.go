@@ -85,7 +85,7 @@ func TestJSONRoundTrip(t *testing.T) {
 // connection with 1009.
 func TestJSONBadMessages(t *testing.T) {
 	received := make(chan error, 16)
-	h := &Handler{ReadLimit: 1 << 20, Serve: func(c *Conn) {
+	h := &Handler{ReadLimit: 64 << 10, Serve: func(c *Conn) {
 		for {
 			var v struct{ N int }
 			err := c.ReadJSON(&v)
@@ -105,7 +105,7 @@ func TestJSONBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	bad := strings.Repeat(`{"N": 1, "x": [1, 2, 3], `, 10000) + `oops}`
+	bad := strings.Repeat(`{"N": 1, "x": [1, 2, 3], `, 2000) + `oops}`
 	for _, tc := range []struct {
 		typ    MessageType
 		msg    string
@@ -139,7 +139,7 @@ func TestJSONBadMessages(t *testing.T) {
 	if err := c.WriteJSON(func() {}); err == nil || !strings.Contains(err.Error(), "unsupported type") {
 		t.Fatalf("WriteJSON of a func: %v", err)
 	}
-	c.WriteJSON(map[string]string{"N": strings.Repeat("x", 1<<20)})
+	c.WriteJSON(map[string]string{"N": strings.Repeat("x", 100<<10)})
 	if err := <-received; CloseStatus(err) != -1 || !strings.Contains(fmt.Sprint(err), "read limit") {
 		t.Fatalf("a message over the read limit: %v", err)
 	}

@@ -28,9 +28,10 @@ import (
 // error wrapping os.ErrDeadlineExceeded and leaves the connection as it
 // was, so that a later Read continues the stream (net/http, for one,
 // aborts a pending Read with a past deadline and reads on). For that, a
-// goroutine reads c while a Read waits, one buffer at a time, handing
-// each to Read: a Read costs a copy of what it returns, and the
-// goroutine holds no buffer while c is idle. A Write deadline that passes
+// goroutine of the NetConn's reads c, one buffer ahead of Read, which
+// copies from it; it holds no buffer while c is idle. So c is read from
+// the start, and answers the peer's pings and close even while the
+// application only writes, unless a buffer it read waits for a Read. A Write deadline that passes
 // before the Write fails it and leaves the connection open; one that
 // passes during the Write cuts a frame short, which cannot be resumed,
 // so it closes c (ErrWriteTimeout), as c's own write deadline does. c's
@@ -46,11 +47,16 @@ func NetConn(c *Conn, typ MessageType) net.Conn {
 	nc := &netConn{c: c, typ: typ, ready: make(chan struct{}, 1), taken: make(chan struct{}, 1), closing: make(chan struct{})}
 	nc.connClosed = make(chan struct{})
 	c.afterClose(func() { close(nc.connClosed) })
+	go nc.pump()
 	return nc
 }
 
 // netConnMessage is the largest message a NetConn writes.
 const netConnMessage = 64 << 10
+
+// netConnBufs hold what a NetConn's reading goroutine hands to Read: as
+// large as a Write's message, so that one is handed over at once.
+var netConnBufs = sync.Pool{New: func() any { b := make([]byte, netConnMessage); return &b }}
 
 type netConn struct {
 	c   *Conn
@@ -60,14 +66,13 @@ type netConn struct {
 	rd     deadline
 
 	// What the reading goroutine (pump) hands to Read.
-	mu      sync.Mutex
-	buf     *[]byte // the pooled buffer data is in
-	data    []byte  // not yet read
-	err     error   // what Read returns once data is read: nothing more comes
-	pumping bool
-	ready   chan struct{} // the pump has put data or err
-	taken   chan struct{} // Read has read all of data
-	r       io.Reader     // the message being read (pump's own)
+	mu    sync.Mutex
+	buf   *[]byte       // the pooled buffer data is in
+	data  []byte        // not yet read
+	err   error         // what Read returns once data is read: nothing more comes
+	ready chan struct{} // the pump has put data or err
+	taken chan struct{} // Read has read all of data
+	r     io.Reader     // the message being read (pump's own)
 
 	wmu sync.Mutex   // one Write at a time: a Write's messages stay together
 	wd  atomic.Int64 // the write deadline, Unix ns; 0: none
@@ -94,7 +99,7 @@ func (nc *netConn) Read(p []byte) (int, error) {
 			n := copy(p, nc.data)
 			nc.data = nc.data[n:]
 			if len(nc.data) == 0 {
-				readBufPool(largeReadBuf).Put(nc.buf)
+				netConnBufs.Put(nc.buf)
 				nc.buf, nc.data = nil, nil
 				signal(nc.taken)
 			}
@@ -104,10 +109,6 @@ func (nc *netConn) Read(p []byte) (int, error) {
 		if err := nc.err; err != nil {
 			nc.mu.Unlock()
 			return 0, err
-		}
-		if !nc.pumping {
-			nc.pumping = true
-			go nc.pump()
 		}
 		nc.mu.Unlock()
 		select {
@@ -130,7 +131,7 @@ func (nc *netConn) pump() {
 		if n > 0 {
 			nc.buf, nc.data = buf, (*buf)[:n]
 		} else if buf != nil {
-			readBufPool(largeReadBuf).Put(buf)
+			netConnBufs.Put(buf)
 		}
 		if err != nil {
 			nc.err = nc.readError(err)
@@ -167,7 +168,7 @@ func (nc *netConn) readChunk() (*[]byte, int, error) {
 			nc.r = r
 		}
 		if buf == nil {
-			buf = readBufPool(largeReadBuf).Get().(*[]byte)
+			buf = netConnBufs.Get().(*[]byte)
 		}
 		n, err := nc.r.Read(*buf)
 		if err == io.EOF {

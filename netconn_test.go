@@ -360,6 +360,18 @@ func TestNetConnClose(t *testing.T) {
 		})
 	}
 
+	// A peer that only writes answers the close at once, not after
+	// CloseTimeout: its NetConn reads from the start.
+	client, server := netConnPair(t, netConnCases[0], BinaryMessage)
+	server.Write([]byte("unread"))
+	start := time.Now()
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= DefaultCloseTimeout {
+		t.Fatalf("Close took %v: the peer that only writes did not answer", took)
+	}
+
 	// A close with a code other than 1000 or 1001.
 	servers := make(chan *Conn, 1)
 	url, _ := testServer(t, &Handler{Serve: func(c *Conn) { servers <- c; c.ReadMessage() }}, false)
