@@ -20,6 +20,10 @@ import (
 // data message the peer sends, text or binary, across message boundaries.
 // Once NetConn is called, read and write c only through the net.Conn.
 //
+// NetConn lifts c's read limit: Reads stream each message through 64 KiB
+// buffers, so its size costs no memory, and a peer may send a large Write
+// as one message (coder's NetConn does).
+//
 // Close closes c with 1000 (Normal Closure, or hixie's close). The
 // peer's close reads as io.EOF when its code is 1000, 1001 or none (as
 // hixie-76's); another code reads as the *CloseError.
@@ -31,11 +35,11 @@ import (
 // goroutine of the NetConn's reads c, one buffer ahead of Read, which
 // copies from it; it holds no buffer while c is idle. So c is read from
 // the start, and answers the peer's pings and close even while the
-// application only writes, unless a buffer it read waits for a Read. A Write deadline that passes
-// before the Write fails it and leaves the connection open; one that
-// passes during the Write cuts a frame short, which cannot be resumed,
-// so it closes c (ErrWriteTimeout), as c's own write deadline does. c's
-// WriteTimeout still bounds each frame.
+// application only writes (unless a buffer read waits for a Read). A
+// Write deadline that passes before the Write fails it and leaves the
+// connection open; one that passes during the Write cuts a frame short,
+// which cannot be resumed, so it closes c (ErrWriteTimeout), as c's own
+// write deadline does. c's WriteTimeout still bounds each frame.
 //
 // A Write goes out as one message, or as several of at most 64 KiB when
 // larger (below any peer's default read limit); Writes from several
@@ -47,6 +51,7 @@ func NetConn(c *Conn, typ MessageType) net.Conn {
 	nc := &netConn{c: c, typ: typ, ready: make(chan struct{}, 1), taken: make(chan struct{}, 1), closing: make(chan struct{})}
 	nc.connClosed = make(chan struct{})
 	c.afterClose(func() { close(nc.connClosed) })
+	c.SetReadLimit(-1)
 	go nc.pump()
 	return nc
 }
@@ -92,6 +97,8 @@ func (nc *netConn) Read(p []byte) (int, error) {
 		select {
 		case <-nc.closing:
 			return 0, nc.opError("read", net.ErrClosed)
+		case <-nc.rd.expired(): // as a socket's: even with bytes to read
+			return 0, nc.opError("read", os.ErrDeadlineExceeded)
 		default:
 		}
 		nc.mu.Lock()

@@ -383,6 +383,26 @@ func TestNetConnClose(t *testing.T) {
 	nc.Close()
 }
 
+// TestNetConnLargeMessage: a peer may send a stream in messages of any
+// size (coder's NetConn sends each Write whole): a NetConn reads them
+// whatever its Conn's read limit was.
+func TestNetConnLargeMessage(t *testing.T) {
+	servers := make(chan *Conn, 1)
+	url, _ := testServer(t, &Handler{ReadLimit: 1 << 10, Serve: func(c *Conn) {
+		servers <- c
+		<-c.Context().Done()
+	}}, false)
+	client := dialTest(t, url, nil)
+	defer client.CloseNow()
+	server := NetConn(<-servers, BinaryMessage)
+	defer server.Close()
+	go client.WriteMessage(BinaryMessage, binaryPattern(4<<20))
+	got, err := io.ReadAll(io.LimitReader(server, 4<<20))
+	if err != nil || !bytes.Equal(got, binaryPattern(4<<20)) {
+		t.Fatalf("a 4 MiB message read as %d bytes, %v", len(got), err)
+	}
+}
+
 // TestNetConnHixie: a hixie connection carries text only: a text NetConn
 // carries a text protocol both ways; a binary one refuses Writes.
 func TestNetConnHixie(t *testing.T) {
