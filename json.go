@@ -7,11 +7,6 @@ import (
 	"io"
 )
 
-// JSON messages are methods of Conn, not a package of their own (as
-// coder's wsjson is): encoding/json is the standard library's, so they add
-// no dependency, and the methods sit in Conn's documentation beside the
-// reads and writes they are made of, on both ends and every transport.
-
 // WriteJSON writes v, encoded by encoding/json, as one text message,
 // streamed through NextWriter: the message holds the encoding only, not
 // the newline json.Encoder ends it with. A value that cannot be encoded

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,6 +62,7 @@ func (h *Handler) servePipe(hs *handshake, req *http.Request) net.Conn {
 	c := openConn(serverEnd, nil, hs, h.connConfig(), false)
 	c.req.Store(keptRequest(req))
 	h.track(c)
+	h.log(slog.LevelInfo, "connection open", req, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
 	go h.serve(c)
 	return clientEnd
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ func pipeRaw(t *testing.T, h *Handler, d Dialect) *rawClient {
 	if !h.begin() {
 		t.Fatal("the handler is shutting down")
 	}
-	end := h.servePipe(&handshake{dialect: d}, &http.Request{Method: http.MethodGet, Header: http.Header{}})
+	end := h.servePipe(&handshake{dialect: d}, &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}})
 	end.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { end.Close() })
 	return &rawClient{t: t, conn: end, br: bufio.NewReader(end)}
