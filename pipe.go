@@ -27,7 +27,7 @@ import (
 // socket. Each end takes its limits and timeouts from its side's options
 // (h's, or opts'). There is no HTTP exchange: Origins, Location and the
 // dialing options (Header aside) play no part. The server's Request is a
-// GET of "/" from opts.Host (or "pipe"), with opts.Header.
+// GET of "/" with Host opts.Host (or "pipe") and the fields of opts.Header.
 //
 // Each direction buffers up to 4 MiB, about what a loopback TCP connection
 // holds: a test may write several messages before it reads their echoes.
@@ -40,7 +40,7 @@ func Pipe(h *Handler, opts *DialOptions) (*Conn, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case h.Serve == nil:
+	case h == nil || h.Serve == nil:
 		return nil, errors.New("websocket: Pipe: Handler.Serve is nil")
 	case !h.begin():
 		return nil, fmt.Errorf("websocket: Pipe: %w", ErrShutdown)

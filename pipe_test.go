@@ -191,6 +191,7 @@ func TestPipeErrors(t *testing.T) {
 		want string
 	}{
 		{&Handler{}, nil, "Serve is nil"},
+		{nil, nil, "Serve is nil"},
 		{h, &DialOptions{Dialect: 9}, "cannot dial Dialect(9)"},
 		{h, &DialOptions{Dialect: Hixie76, Subprotocols: []string{"a", "b"}}, "offers one subprotocol"},
 		{h, &DialOptions{Header: http.Header{"Sec-Websocket-Key": {"x"}}}, "may not set"},
