@@ -443,7 +443,7 @@ func mustServerURL(t *testing.T) string {
 // Reads; BenchmarkTCPCopy does the same over a bare TCP connection, the
 // ceiling. Compare their MB/s from one run:
 //
-//	go test -run '^$' -bench 'Copy$' -count 5 .
+//	go test -run '^$' -bench '^Benchmark(NetConn|TCP)Copy$' -count 5 .
 func BenchmarkNetConnCopy(b *testing.B) {
 	b.Run("client to server", func(b *testing.B) {
 		client, server := netConnPair(b, netConnCases[0], BinaryMessage)
