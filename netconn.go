@@ -127,10 +127,11 @@ func (nc *netConn) Read(p []byte) (int, error) {
 	}
 }
 
-// pump reads c, handing Read one buffer at a time, until reading fails
-// or the NetConn is closed. While Read has not taken a buffer, it waits;
-// if c closes meanwhile (not by this reading), what is handed stays for
-// Read, and then the reason c closed.
+// pump reads c, handing Read one buffer at a time, until reading fails.
+// While Read has not taken a buffer, it waits; if c closes meanwhile (not
+// by this reading), what is handed stays for Read, and then the reason c
+// closed. Once the NetConn is closed, it reads on, discarding, so that
+// the peer's answer to the close is read.
 func (nc *netConn) pump() {
 	for {
 		buf, n, err := nc.readChunk()
@@ -151,7 +152,12 @@ func (nc *netConn) pump() {
 		select {
 		case <-nc.taken:
 		case <-nc.closing:
-			return
+			nc.mu.Lock()
+			if nc.buf != nil {
+				netConnBufs.Put(nc.buf)
+			}
+			nc.buf, nc.data = nil, nil
+			nc.mu.Unlock()
 		case <-nc.connClosed:
 			nc.mu.Lock()
 			nc.err = nc.readError(nc.c.closedErr())
