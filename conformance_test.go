@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +221,7 @@ func TestConformance(t *testing.T) {
 				if d != RFC6455 && len(tc.wire) > 1<<20 {
 					continue // the framing is shared; the largest cases once suffice
 				}
-				t.Run(tc.name, func(t *testing.T) { runConformance(t, srv, d, tc) })
+				t.Run(tc.name, func(t *testing.T) { runConformance(t, dialDialect(t, srv, d, "/"), tc) })
 			}
 		})
 	}
@@ -234,8 +233,8 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func runConformance(t *testing.T, srv *httptest.Server, d Dialect, tc conformanceCase) {
-	c := dialDialect(t, srv, d, "/")
+// runConformance runs tc over c, connected to an echo server.
+func runConformance(t *testing.T, c *rawClient, tc conformanceCase) {
 	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() {
 		if tc.chunk == 0 {

@@ -114,6 +114,18 @@
 // browser's send never blocks). A failed Dial says only what the close
 // event says (1006): the browser hides why.
 //
+// # Helpers
+//
+// NetConn makes a Conn a net.Conn, for stream protocols that ride on a
+// WebSocket (HTTP/2, SSH, TLS); its Read deadlines leave the stream
+// intact, as a net.Conn's do. Conn.WriteJSON and Conn.ReadJSON send and
+// receive values as text messages, and a message that is not JSON leaves
+// the connection usable; they are methods of Conn rather than a package of
+// their own (as coder's wsjson is), since encoding/json adds no dependency
+// and they belong beside the reads and writes they are made of. Pipe joins a client to a Handler in memory, both
+// ends speaking the whole protocol, so that a test drives its Serve
+// without a socket.
+//
 // # Events
 //
 // Those who prefer callbacks to a read loop (the model of the classic C#

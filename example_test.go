@@ -1,6 +1,7 @@
 package websocket_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -108,4 +109,107 @@ func ExampleDial() {
 	// Output:
 	// chat hello <nil>
 	// websocket: closed by peer: 1000 (normal closure)
+}
+
+// Pipe tests a Serve function without a socket: the test is the client.
+// Written as a test, this is
+//
+//	func TestGreeter(t *testing.T) {
+//		c, err := websocket.Pipe(&websocket.Handler{Serve: greeter}, nil)
+//		...
+//	}
+func ExamplePipe() {
+	greeter := func(c *websocket.Conn) {
+		_, name, err := c.ReadMessage()
+		if err == nil {
+			c.WriteText("hello, " + string(name))
+		}
+	}
+	c, err := websocket.Pipe(&websocket.Handler{Serve: greeter}, &websocket.DialOptions{
+		Compression: &websocket.CompressionOptions{}, // deflated both ways, if the Handler agrees
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.WriteText("gopher")
+	_, msg, err := c.ReadMessage()
+	fmt.Println(string(msg), err)
+	_, _, err = c.ReadMessage() // greeter returned: the connection closed with 1000
+	fmt.Println(websocket.CloseStatus(err))
+	// Output:
+	// hello, gopher <nil>
+	// 1000 (normal closure)
+}
+
+// NetConn carries any stream protocol over a WebSocket: here lines of
+// text, read with bufio on both ends; an http.Server, a TLS or SSH
+// session ride on it the same way.
+func ExampleNetConn() {
+	srv := httptest.NewServer(&websocket.Handler{Serve: func(c *websocket.Conn) {
+		nc := websocket.NetConn(c, websocket.BinaryMessage)
+		defer nc.Close()
+		lines := bufio.NewScanner(nc)
+		for lines.Scan() {
+			fmt.Fprintf(nc, "%d bytes\n", len(lines.Text()))
+		}
+	}})
+	defer srv.Close()
+
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc := websocket.NetConn(c, websocket.BinaryMessage)
+	defer nc.Close()
+	answers := bufio.NewReader(nc)
+	for _, line := range []string{"hello", "a longer line"} {
+		fmt.Fprintln(nc, line)
+		answer, _ := answers.ReadString('\n')
+		fmt.Print(answer)
+	}
+	// Output:
+	// 5 bytes
+	// 13 bytes
+}
+
+// ReadJSON and WriteJSON exchange values as text messages. A message
+// that is not JSON is a *JSONError, and the connection stays usable.
+func ExampleConn_ReadJSON() {
+	type move struct {
+		Piece    string
+		From, To string
+	}
+	c, err := websocket.Pipe(&websocket.Handler{Serve: func(c *websocket.Conn) {
+		for {
+			var m move
+			err := c.ReadJSON(&m)
+			var je *websocket.JSONError
+			switch {
+			case errors.As(err, &je):
+				c.WriteJSON(map[string]string{"error": err.Error()})
+				continue
+			case err != nil:
+				return
+			}
+			m.From, m.To = m.To, m.From // take it back
+			c.WriteJSON(m)
+		}
+	}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+
+	c.WriteText(`{"Piece": "pawn", oops}`)
+	var answer map[string]string
+	err = c.ReadJSON(&answer)
+	fmt.Println(answer["error"], err)
+
+	c.WriteJSON(move{"knight", "g1", "f3"})
+	var m move
+	err = c.ReadJSON(&m)
+	fmt.Printf("%+v %v\n", m, err)
+	// Output:
+	// websocket: ReadJSON: the text message beginning "{\"Piece\": \"pawn\", oops}" is not JSON: invalid character 'o' looking for beginning of object key string <nil>
+	// {Piece:knight From:f3 To:g1} <nil>
 }
