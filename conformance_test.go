@@ -235,7 +235,11 @@ func TestConformance(t *testing.T) {
 }
 
 func runConformance(t *testing.T, srv *httptest.Server, d Dialect, tc conformanceCase) {
-	c := dialDialect(t, srv, d, "/")
+	runConformanceOn(t, dialDialect(t, srv, d, "/"), tc)
+}
+
+// runConformanceOn runs tc on c, a connection just opened.
+func runConformanceOn(t *testing.T, c *rawClient, tc conformanceCase) {
 	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() {
 		if tc.chunk == 0 {
