@@ -52,15 +52,23 @@ func (o *DialOptions) openStream(netConn net.Conn, u *url.URL, r *clientRequest)
 // answer and, for a 200, the stream (the answer's Body is then NoBody);
 // any other answer keeps its body, and tc is left to the caller.
 func sendConnect(tc *tls.Conn, u *url.URL, host string, header http.Header) (*http.Response, *clientStream, error) {
-	// net/http's HTTP/2 client takes a connection through the function it
-	// registers in TLSNextProto, set up by the Transport's first use. Its
-	// RoundTrip lets :protocol through, which http.Transport's refuses as
-	// a field name.
+	return connectOn(h2Client(tc, u.Host), tc, u, host, header)
+}
+
+// h2Client is net/http's HTTP/2 client on tc, for authority. It takes a
+// connection through the function it registers in TLSNextProto, set up by
+// the Transport's first use; its RoundTrip lets :protocol through, which
+// http.Transport's refuses as a field name.
+func h2Client(tc *tls.Conn, authority string) http.RoundTripper {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetHTTP2(true)
 	tr.CloseIdleConnections()
-	rt := tr.TLSNextProto["h2"](u.Host, tc)
+	return tr.TLSNextProto["h2"](authority, tc)
+}
 
+// connectOn is sendConnect through rt, an HTTP/2 client on tc: a stream
+// more on its connection.
+func connectOn(rt http.RoundTripper, tc *tls.Conn, u *url.URL, host string, header http.Header) (*http.Response, *clientStream, error) {
 	body, bodyWriter := io.Pipe()
 	resp, err := rt.RoundTrip(&http.Request{
 		Method:        http.MethodConnect,
