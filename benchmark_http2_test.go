@@ -1,3 +1,5 @@
+//go:build unix
+
 package websocket
 
 import (
@@ -6,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -13,9 +16,10 @@ import (
 // HTTP/1.1 and HTTP/2 over TLS, over each: a WebSocket on a TLS
 // connection of its own, and one on an HTTP/2 stream (RFC 8441, Dial with
 // HTTP2). Client and server share the process; an op is a message each
-// way. Over HTTP/2 every frame goes through net/http's HTTP/2 server and
-// client: their goroutines, flow control and allocations are in the
-// figures (see the README's "HTTP/2").
+// way, and cpu-ns/op the CPU time the process spent on it (both ends'),
+// beside its wall time. Over HTTP/2 every frame goes through net/http's
+// HTTP/2 server and client: their goroutines, flow control and
+// allocations are in the figures (see the README's "HTTP/2").
 func BenchmarkEchoTransport(b *testing.B) {
 	srv := httptest.NewUnstartedServer(&Handler{Serve: reusingEcho})
 	srv.EnableHTTP2 = true
@@ -39,6 +43,7 @@ func BenchmarkEchoTransport(b *testing.B) {
 				buf := make([]byte, 0, n)
 				b.SetBytes(int64(n))
 				b.ReportAllocs()
+				cpu0 := cpuTime()
 				for b.Loop() {
 					if err := c.WriteMessage(TextMessage, msg); err != nil {
 						b.Fatal(err)
@@ -48,7 +53,15 @@ func BenchmarkEchoTransport(b *testing.B) {
 						b.Fatal(err, len(buf))
 					}
 				}
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
+}
+
+// cpuTime is the CPU time the process has used, user and system, in ns.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

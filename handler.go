@@ -58,7 +58,9 @@ type Handler struct {
 	// Serve is called with each accepted connection, on a goroutine of its
 	// own: ServeHTTP returns once the handshake is done, which frees what
 	// net/http kept for the request. The request's context is then
-	// canceled; Conn.Context lasts as long as the connection. When Serve
+	// canceled; Conn.Context lasts as long as the connection. Over HTTP/2
+	// (RFC 8441) Serve runs on the stream's handler goroutine instead,
+	// as the stream ends when its handler returns. When Serve
 	// returns, the connection is closed with 1000 (or the hixie close); if
 	// it panics, with 1011, and the panic is logged. Either is the close's
 	// cause (Conn.CloseCause) unless another came first.
@@ -715,9 +717,10 @@ func (h *Handler) untrack(c *Conn) {
 // ErrShutdown) and waits for the Serve callbacks to return. If ctx ends
 // first, it drops the connections that remain and returns ctx's error.
 // http.Server.Shutdown neither closes nor waits for hijacked connections,
-// so call both:
+// and waits for the handlers of HTTP/2 streams, which serve WebSockets
+// until they close: call both, this one first.
 //
-//	err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx))
+//	err := errors.Join(ws.Shutdown(ctx), srv.Shutdown(ctx))
 //
 // Log lines carry no endpoint: give each Handler its own
 // Logger.With("endpoint", ...) to tell them apart.
