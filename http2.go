@@ -77,10 +77,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, hs *handsh
 	c.req.Store(keptRequest(r))
 	h.acceptedHTTP2.Add(1)
 	h.activeHTTP2.Add(1)
+	c.afterClose(func() { h.activeHTTP2.Add(-1) }) // before it leaves Active: never more than Active
 	h.track(c)
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol), slog.String("transport", "HTTP/2"))
 	h.serve(c)
-	h.activeHTTP2.Add(-1)
 	s.end()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ type h2Conn struct {
 	goAway        bool
 	readErr       error
 	done          chan struct{}
+	closed        atomic.Bool // by the test: writes may fail
 }
 
 // h2Stream is one stream of an h2Conn: a WebSocket once answered 200.
@@ -106,6 +108,7 @@ func dialH2(t *testing.T, srv *httptest.Server) *h2Conn {
 }
 
 func (c *h2Conn) close() {
+	c.closed.Store(true)
 	c.conn.Close()
 	<-c.done
 }
@@ -114,7 +117,7 @@ func (c *h2Conn) close() {
 func (c *h2Conn) write(f func() error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := f(); err != nil {
+	if err := f(); err != nil && !c.closed.Load() {
 		c.t.Errorf("writing a frame: %v", err)
 	}
 }
@@ -496,10 +499,11 @@ func TestHTTP2Multiplexed(t *testing.T) {
 }
 
 // A stream whose reader stops: the server's writes to it wait for its
-// window, the other streams of the connection go on, and once its write
-// times out it is reset (ErrWriteTimeout) with the connection unharmed.
+// window, the other streams of the connection go on meanwhile, and once
+// its write times out it is reset (ErrWriteTimeout) with the connection
+// unharmed.
 func TestHTTP2StreamStopsReading(t *testing.T) {
-	srv, h := h2EchoServer(t, func(h *websocket.Handler) { h.WriteTimeout = time.Second })
+	srv, h := h2EchoServer(t, func(h *websocket.Handler) { h.WriteTimeout = 3 * time.Second })
 	c := dialH2(t, srv)
 	stuck, other := c.connect("/"), c.connect("/")
 	for _, s := range []*h2Stream{stuck, other} {
@@ -507,21 +511,30 @@ func TestHTTP2StreamStopsReading(t *testing.T) {
 			t.Fatalf("stream %d: %s", s.id, st)
 		}
 	}
-	// 256 KiB of echoes, four times the stream's window, never read.
+	// 256 KiB of echoes, four times the stream's window, never read: the
+	// server sends a window's worth, then its write waits.
 	big := bytes.Repeat([]byte("x"), 64<<10)
 	for range 4 {
 		stuck.sendMessage(2, big)
 	}
-	// Meanwhile the other stream echoes at once, many times.
-	start := time.Now()
+	// The client's window: SETTINGS_INITIAL_WINDOW_SIZE is left at its default.
+	const window = 65535
+	c.wait("the stuck stream's window filled", func() bool { return len(stuck.buf) == window })
+	// Meanwhile the other stream echoes, many times, while the stuck
+	// stream's write still waits (it has not timed out).
 	for i := range 50 {
 		msg := fmt.Appendf(nil, "still flowing %d", i)
 		other.sendMessage(1, msg)
 		other.expectMessage(1, msg)
 	}
-	if d := time.Since(start); d > 800*time.Millisecond {
-		t.Errorf("the other stream's 50 echoes took %v while one stream was stuck", d)
+	if st := h.Stats(); st.Closed.WriteTimeout != 0 || st.ActiveHTTP2 != 2 {
+		t.Fatalf("stats %+v: the stuck stream's write gave up before the other stream's echoes were done", st)
 	}
+	c.mu.Lock()
+	if n := len(stuck.buf); n != window {
+		t.Errorf("the stuck stream received %d bytes, its window being %d", n, window)
+	}
+	c.mu.Unlock()
 	waitHandler(t, h, "the stuck stream's write timeout", func(st websocket.Stats) bool { return st.Closed.WriteTimeout == 1 })
 	c.wait("the stuck stream's reset", func() bool { return stuck.reset })
 	other.sendMessage(1, []byte("after the reset"))
