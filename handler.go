@@ -260,7 +260,9 @@ func (h *Handler) Stats() Stats {
 }
 
 // ServeHTTP answers a WebSocket handshake of any dialect, hijacks the
-// connection and calls Serve with it.
+// connection and calls Serve with it; over HTTP/2 it answers an extended
+// CONNECT (RFC 8441) and serves the stream (see "HTTP/2" in the package
+// documentation).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hs, ref := h.negotiate(r)
 	if ref != nil && ref.reason == refNotWebSocket && h.Fallback != nil {
