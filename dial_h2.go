@@ -19,7 +19,10 @@ import (
 // response body is what it reads.
 func (o *DialOptions) openStream(netConn net.Conn, u *url.URL, r *clientRequest) (*Conn, *http.Response, error) {
 	tc, ok := netConn.(*tls.Conn)
-	if !ok || tc.ConnectionState().NegotiatedProtocol != "h2" {
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("websocket: dial %s: %w: over HTTP/2 the URL is wss://", u.Redacted(), ErrNoHTTP2)
+	case tc.ConnectionState().NegotiatedProtocol != "h2":
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w: the server did not agree to h2", u.Redacted(), ErrNoHTTP2)
 	}
 	if r.dialect != RFC6455 {

@@ -233,14 +233,21 @@ func TestHTTP2Refusals(t *testing.T) {
 	}
 }
 
-// A Dial with HTTP2 to a server without HTTP/2 fails with ErrNoHTTP2.
+// A Dial with HTTP2 to a server without HTTP/2, or to a ws:// URL, fails
+// with ErrNoHTTP2.
 func TestHTTP2NotOffered(t *testing.T) {
 	srv := httptest.NewTLSServer(echoHandler(nil)) // HTTP/1.1 only
 	t.Cleanup(srv.Close)
 	opts := &DialOptions{HTTP2: true, TLSConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
 	_, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(srv.URL, "https"), opts)
-	if !errors.Is(err, ErrNoHTTP2) {
+	if !errors.Is(err, ErrNoHTTP2) || !strings.Contains(err.Error(), "did not agree to h2") {
 		t.Fatalf("Dial: %v, want ErrNoHTTP2", err)
+	}
+	plain := httptest.NewServer(echoHandler(nil))
+	t.Cleanup(plain.Close)
+	_, _, err = Dial(context.Background(), "ws"+strings.TrimPrefix(plain.URL, "http"), &DialOptions{HTTP2: true})
+	if !errors.Is(err, ErrNoHTTP2) || !strings.Contains(err.Error(), "wss://") {
+		t.Fatalf("Dial ws://: %v, want ErrNoHTTP2", err)
 	}
 }
 

@@ -52,7 +52,7 @@ type connReader struct {
 func newConnReader(conn net.Conn, buffered []byte) *connReader {
 	var isTLS bool
 	switch conn.(type) {
-	case *tls.Conn, *streamConn: // an HTTP/2 stream's body buffers too
+	case *tls.Conn, *streamConn, *clientStream: // an HTTP/2 stream's body buffers too
 		isTLS = true
 	}
 	cr := &connReader{conn: conn, tls: isTLS}
