@@ -6,10 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -366,4 +369,78 @@ func TestHTTP2Conformance(t *testing.T) {
 			runConformanceOn(t, c, tc)
 		})
 	}
+}
+
+// Without GODEBUG=http2xconnect=1 (a server process started with
+// http2xconnect=0, which xconnect leaves as it is), net/http's server
+// does not offer extended CONNECT: Dial with HTTP2 says so (ErrNoHTTP2),
+// HTTP/1.1 still works on the same server, and a GET that reaches the
+// Handler over HTTP/2 is told how to turn it on.
+func TestHTTP2NotEnabled(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHTTP2NotEnabledServerHelper$")
+	cmd.Env = append(os.Environ(), "GODEBUG=http2xconnect=0", "WEBSOCKET_XCONNECT_OFF=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // the helper's server ends at EOF
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the server's URL: %q, %v", line, err)
+	}
+	srvURL := strings.TrimSpace(line)
+	tlsConfig := &tls.Config{InsecureSkipVerify: true}
+	wsURL := "wss" + strings.TrimPrefix(srvURL, "https")
+
+	_, _, err = Dial(context.Background(), wsURL, &DialOptions{HTTP2: true, TLSConfig: tlsConfig})
+	if !errors.Is(err, ErrNoHTTP2) || !strings.Contains(err.Error(), "GODEBUG=http2xconnect=1") {
+		t.Errorf("Dial over HTTP/2: %v, want ErrNoHTTP2 naming the setting", err)
+	}
+	c, resp, err := Dial(context.Background(), wsURL, &DialOptions{TLSConfig: tlsConfig})
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("Dial over HTTP/1.1: %v", err)
+	}
+	c.WriteText("still here")
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "still here" {
+		t.Errorf("echo over HTTP/1.1: %q, %v", msg, err)
+	}
+	c.Close(StatusNormalClosure, "")
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	get, err := client.Get(srvURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if get.ProtoMajor != 2 || get.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "start it with GODEBUG=http2xconnect=1") {
+		t.Errorf("GET over HTTP/%d: %d %q", get.ProtoMajor, get.StatusCode, body)
+	}
+}
+
+// TestHTTP2NotEnabledServerHelper is TestHTTP2NotEnabled's server, in a
+// process of its own: it prints its URL and serves until stdin ends.
+func TestHTTP2NotEnabledServerHelper(t *testing.T) {
+	if os.Getenv("WEBSOCKET_XCONNECT_OFF") == "" {
+		t.Skip("the server of TestHTTP2NotEnabled, run by it")
+	}
+	srv := httptest.NewUnstartedServer(echoHandler(nil))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	fmt.Println(srv.URL)
+	io.Copy(io.Discard, os.Stdin)
+	srv.CloseClientConnections()
+	srv.Close()
 }
