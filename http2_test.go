@@ -444,3 +444,60 @@ func TestHTTP2NotEnabledServerHelper(t *testing.T) {
 	srv.CloseClientConnections()
 	srv.Close()
 }
+
+// Over HTTP/2 as over TCP: a Group takes HTTP/2 and HTTP/1.1 members
+// alike, a PreparedMessage goes to both, and keepalive pings reach a
+// client that answers them (its reads answer), while one that does not
+// read is dropped with ErrPongTimeout.
+func TestHTTP2GroupPreparedKeepalive(t *testing.T) {
+	g := &Group{}
+	h := &Handler{Serve: func(c *Conn) {
+		g.Add(c)
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}, PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond, Compression: &CompressionOptions{}}
+	_, url, opts := h2Server(t, h)
+	h2a, h2b := dialH2(t, url, opts), dialH2(t, url, opts)
+	h1 := dialTest(t, url, &DialOptions{TLSConfig: opts.TLSConfig, Compression: &CompressionOptions{}})
+	waitStats(t, h, func(st Stats) bool { return g.Len() == 3 && st.ActiveHTTP2 == 2 && st.Active == 3 })
+	pm, err := NewPreparedMessage(TextMessage, bytes.Repeat([]byte("prepared "), 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.BroadcastText("to all")
+	g.BroadcastPrepared(pm)
+	for i, c := range []*Conn{h2a, h2b, h1} {
+		for _, want := range []string{"to all", string(bytes.Repeat([]byte("prepared "), 100))} {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, msg, err := c.ReadMessage(); err != nil || string(msg) != want {
+				t.Fatalf("member %d: %.20q, %v; want %.20q", i, msg, err, want)
+			}
+		}
+	}
+	// h2a and h1 keep reading, so they answer pings; h2b stops and is
+	// dropped.
+	pongs := make(chan struct{}, 100)
+	h2a.SetPongHandler(func([]byte) { pongs <- struct{}{} })
+	for _, c := range []*Conn{h2a, h1} {
+		c.SetReadDeadline(time.Time{})
+		go c.ReadMessage()
+	}
+	waitStats(t, h, func(st Stats) bool { return st.Closed.PongTimeout == 1 && st.ActiveHTTP2 == 1 })
+	if g.Len() != 2 {
+		t.Errorf("%d members after the drop, want 2", g.Len())
+	}
+	if err := h2a.Ping([]byte("client ping")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-pongs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong from the server over HTTP/2")
+	}
+	if st := h.Stats(); st.Closed.PongTimeout != 1 || st.Active != 2 {
+		t.Errorf("stats %+v: only the member that stopped reading should be dropped", st)
+	}
+}
