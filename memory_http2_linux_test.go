@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // An idle WebSocket on an HTTP/2 stream, after a ping and a message each
@@ -31,12 +30,6 @@ func TestIdleHTTP2StreamMemory(t *testing.T) {
 	open := h2StreamClients(t, srv.Listener.Addr().String())
 	const streams = 200 // net/http's server allows 250 at once on a connection
 	open(1)             // the connection, and the server's pools warmed
-	settle := func(ms *runtime.MemStats) int {
-		time.Sleep(50 * time.Millisecond)
-		runtime.GC()
-		runtime.ReadMemStats(ms)
-		return runtime.NumGoroutine()
-	}
 	var before, after runtime.MemStats
 	g0 := settle(&before)
 	open(streams)
