@@ -130,7 +130,7 @@ type clientStream struct {
 	body   io.ReadCloser
 	w      *io.PipeWriter
 	closed atomic.Bool
-	wb     writeBound // its abort ends the request's body, and so the stream
+	wb     bound // its abort ends the request's body, and so the stream
 }
 
 func (s *clientStream) Read(p []byte) (int, error) {

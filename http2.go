@@ -102,7 +102,7 @@ type streamConn struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-	wb        writeBound
+	rb, wb    bound
 }
 
 func newStreamConn(w http.ResponseWriter, rc *http.ResponseController, r *http.Request) *streamConn {
@@ -112,6 +112,7 @@ func newStreamConn(w http.ResponseWriter, rc *http.ResponseController, r *http.R
 	} else {
 		s.local = streamAddr("")
 	}
+	s.rb.abort = func() { s.withWriter(func() { s.rc.SetReadDeadline(time.Unix(1, 0)) }) } // at once, no timer
 	s.wb.abort = s.reset
 	return s
 }
@@ -127,9 +128,13 @@ func streamAddr(s string) net.Addr {
 }
 
 func (s *streamConn) Read(p []byte) (int, error) {
+	if err := s.rb.begin(&s.closed); err != nil {
+		return 0, err
+	}
+	defer s.rb.end()
 	n, err := s.body.Read(p)
-	if err != nil && s.closed.Load() {
-		err = net.ErrClosed
+	if err != nil {
+		err = s.rb.why(err, &s.closed)
 	}
 	return n, err
 }
@@ -169,6 +174,7 @@ func (s *streamConn) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.body.Close()
+		s.rb.stop()
 		s.wb.stop()
 		err = nil
 	})
@@ -202,30 +208,30 @@ func (s *streamConn) SetDeadline(t time.Time) error {
 	return s.SetWriteDeadline(t)
 }
 
-// SetReadDeadline bounds reads; one that passes ends the stream's reading
-// for good, as net/http's HTTP/2 server does.
-func (s *streamConn) SetReadDeadline(t time.Time) error {
-	err := net.ErrClosed
-	s.withWriter(func() { err = s.rc.SetReadDeadline(t) })
-	return err
-}
+// SetReadDeadline bounds reads; one that passes while a read waits ends
+// the stream's reading for good, as net/http's HTTP/2 server does.
+func (s *streamConn) SetReadDeadline(t time.Time) error { return s.rb.set(t) }
 
 func (s *streamConn) SetWriteDeadline(t time.Time) error { return s.wb.set(t) }
 
-// writeBound is the write deadline of a stream, either end's: a write that
-// starts after it fails at once, and one in progress when it passes is
-// ended by abort, which ends the stream. It is kept apart from net/http's
-// own write deadline, which ends the stream when it passes even with no
-// write in progress: a Conn leaves its write timeout armed between writes.
-type writeBound struct {
+// bound is a deadline of a stream, either end's, for reads or for
+// writes: an operation that starts after it fails at once, and one in
+// progress when it passes is ended by abort, which ends the stream (for
+// reads, its reading). It is kept apart from net/http's own deadlines: a
+// passed write deadline of net/http's ends the stream even with no write
+// in progress (a Conn leaves its write timeout armed between writes), and
+// a read deadline it is asked for once the stream has closed keeps the
+// connection's state alive until it fires.
+type bound struct {
 	abort    func()
 	deadline atomic.Int64 // Unix ns; 0: none
-	writing  atomic.Bool
+	busy     atomic.Bool  // an operation is in progress
 	mu       sync.Mutex
 	timer    *time.Timer // calls expire at the deadline (mu)
+	stopped  bool        // the stream has closed: no timer any more (mu)
 }
 
-func (b *writeBound) set(t time.Time) error {
+func (b *bound) set(t time.Time) error {
 	var ns int64
 	if !t.IsZero() {
 		ns = t.UnixNano()
@@ -234,6 +240,7 @@ func (b *writeBound) set(t time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
+	case b.stopped:
 	case ns == 0:
 		if b.timer != nil {
 			b.timer.Stop()
@@ -246,35 +253,35 @@ func (b *writeBound) set(t time.Time) error {
 	return nil
 }
 
-// expire aborts the write in progress, if any, once the deadline has
+// expire aborts the operation in progress, if any, once the deadline has
 // passed (the timer may have been reset meanwhile).
-func (b *writeBound) expire() {
-	if d := b.deadline.Load(); b.writing.Load() && d != 0 && time.Now().UnixNano() >= d {
+func (b *bound) expire() {
+	if d := b.deadline.Load(); b.busy.Load() && d != 0 && time.Now().UnixNano() >= d {
 		b.abort()
 	}
 }
 
-// begin starts a write, unless closed or the deadline has passed. writing
-// is set before either is checked, and Close and the timer set theirs
-// before they check writing: one of the two sides sees the other.
-func (b *writeBound) begin(closed *atomic.Bool) error {
-	b.writing.Store(true)
+// begin starts an operation, unless closed or the deadline has passed.
+// busy is set before either is checked, and Close and the timer set
+// theirs before they check busy: one of the two sides sees the other.
+func (b *bound) begin(closed *atomic.Bool) error {
+	b.busy.Store(true)
 	if closed.Load() {
-		b.writing.Store(false)
+		b.busy.Store(false)
 		return net.ErrClosed
 	}
 	if d := b.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
-		b.writing.Store(false)
+		b.busy.Store(false)
 		return os.ErrDeadlineExceeded
 	}
 	return nil
 }
 
-func (b *writeBound) end() { b.writing.Store(false) }
+func (b *bound) end() { b.busy.Store(false) }
 
-// why is what a failed write reports: net.ErrClosed once closed,
+// why is what a failed operation reports: net.ErrClosed once closed,
 // os.ErrDeadlineExceeded once the deadline has passed, else err.
-func (b *writeBound) why(err error, closed *atomic.Bool) error {
+func (b *bound) why(err error, closed *atomic.Bool) error {
 	switch d := b.deadline.Load(); {
 	case closed.Load():
 		return net.ErrClosed
@@ -284,15 +291,16 @@ func (b *writeBound) why(err error, closed *atomic.Bool) error {
 	return err
 }
 
-// stop stops the timer and aborts a write in progress: the stream is
-// closing (closed is set).
-func (b *writeBound) stop() {
+// stop stops the timer for good and aborts an operation in progress: the
+// stream is closing (closed is set).
+func (b *bound) stop() {
 	b.mu.Lock()
+	b.stopped = true
 	if b.timer != nil {
 		b.timer.Stop()
 	}
 	b.mu.Unlock()
-	if b.writing.Load() {
+	if b.busy.Load() {
 		b.abort()
 	}
 }

@@ -80,6 +80,7 @@ func h2Stream(t testing.TB, srv *httptest.Server, path string, header http.Heade
 	if s == nil {
 		return resp, nil
 	}
+	t.Cleanup(func() { s.Close() }) // and its deadlines' timers, which hold it
 	s.SetDeadline(time.Now().Add(30 * time.Second))
 	return resp, &rawClient{t: t, conn: s, br: bufio.NewReader(s)}
 }
@@ -117,9 +118,8 @@ func TestHTTP2Echo(t *testing.T) {
 	if !strings.HasPrefix(c.Extensions(), "permessage-deflate") {
 		t.Errorf("extensions %q, want permessage-deflate", c.Extensions())
 	}
-	if st := h.Stats(); st.AcceptedHTTP2 != 1 || st.ActiveHTTP2 != 1 || st.Active != 1 {
-		t.Errorf("stats while open: %+v", st)
-	}
+	// The server counts the stream once it has answered: soon after.
+	waitStats(t, h, func(st Stats) bool { return st.AcceptedHTTP2 == 1 && st.ActiveHTTP2 == 1 && st.Active == 1 })
 	big := binaryPattern(1 << 20)
 	for _, m := range []struct {
 		typ MessageType
