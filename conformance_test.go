@@ -233,7 +233,7 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// runConformance runs tc over c, connected to an echo server.
+// runConformance runs tc over c, a connection just opened to an echo server.
 func runConformance(t *testing.T, c *rawClient, tc conformanceCase) {
 	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() {

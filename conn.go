@@ -255,6 +255,7 @@ var handshakeHeaders = map[string]bool{
 	"Sec-Websocket-Key2":       true,
 	"Sec-Websocket-Version":    true,
 	"Sec-Websocket-Extensions": true,
+	headerPseudoProtocol:       true,
 }
 
 // RemoteAddr is the peer's network address: the client's on the server,

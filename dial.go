@@ -6,6 +6,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -74,6 +75,13 @@ type DialOptions struct {
 	// HandshakeTimeout bounds the whole handshake, redirects included,
 	// within ctx (0: DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
+
+	// HTTP2 opens a wss:// WebSocket as a stream of HTTP/2 (RFC 8441's
+	// extended CONNECT, RFC 6455 framing) through net/http's HTTP/2
+	// client, on a TLS connection of its own. A server that does not
+	// agree to h2, or does not offer extended CONNECT, fails the Dial
+	// (ErrNoHTTP2). See "HTTP/2" in the package documentation.
+	HTTP2 bool
 }
 
 func (o *DialOptions) connConfig() connConfig {
@@ -96,6 +104,11 @@ type HandshakeError struct {
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("websocket: handshake failed: %d %s: %s", e.Status, http.StatusText(e.Status), e.Reason)
 }
+
+// ErrNoHTTP2 is Dial's error, with DialOptions.HTTP2, when the server does
+// not serve WebSockets over HTTP/2: it did not agree to h2, or does not
+// offer extended CONNECT. Dial again without HTTP2 to use HTTP/1.1.
+var ErrNoHTTP2 = errors.New("websocket: no WebSocket over HTTP/2 here")
 
 // maxErrorBody is how much of a refusal's body a HandshakeError keeps.
 const maxErrorBody = 1 << 10
@@ -257,7 +270,7 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	netConn, err := o.connect(ctx, u)
+	netConn, err := o.connect(ctx, u, o.HTTP2)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -275,6 +288,13 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 			}
 		}
 	}()
+	if o.HTTP2 {
+		c, resp, err = o.openStream(netConn, u, req)
+		if err != nil && resp != nil {
+			next = redirect(resp, u)
+		}
+		return c, resp, next, err
+	}
 	if _, err := netConn.Write(req.encode(o.Header, o.Jar, u)); err != nil {
 		return nil, nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
@@ -364,8 +384,8 @@ func redirect(resp *http.Response, u *url.URL) *url.URL {
 }
 
 // connect opens the connection to u's server, through the proxy if any,
-// with TLS for wss.
-func (o *DialOptions) connect(ctx context.Context, u *url.URL) (net.Conn, error) {
+// with TLS for wss: agreeing to HTTP/2 by ALPN if h2, else HTTP/1.1.
+func (o *DialOptions) connect(ctx context.Context, u *url.URL, h2 bool) (net.Conn, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -406,6 +426,9 @@ func (o *DialOptions) connect(ctx context.Context, u *url.URL) (net.Conn, error)
 		cfg.ServerName = u.Hostname()
 	}
 	cfg.NextProtos = []string{"http/1.1"} // the upgrade is HTTP/1.1's
+	if h2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"} // a server without h2 is then told apart from a failed handshake
+	}
 	tc := tls.Client(netConn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		netConn.Close()

@@ -122,9 +122,30 @@
 // receive values as text messages, and a message that is not JSON leaves
 // the connection usable; they are methods of Conn rather than a package of
 // their own (as coder's wsjson is), since encoding/json adds no dependency
-// and they belong beside the reads and writes they are made of. Pipe joins a client to a Handler in memory, both
-// ends speaking the whole protocol, so that a test drives its Serve
-// without a socket.
+// and they belong beside the reads and writes they are made of. Pipe
+// joins a client to a Handler in memory, both ends speaking the whole
+// protocol, so that a test drives its Serve without a socket.
+//
+// # HTTP/2
+//
+// Browsers open a wss:// WebSocket as a stream of the page's HTTP/2
+// connection when the server offers extended CONNECT (RFC 8441). Handler
+// serves that request on the same endpoint with the same checks, answers
+// 200, and gives Serve the same Conn over the stream, on the stream's
+// handler goroutine (the stream ends when its handler returns); closing
+// the Conn ends its stream only. net/http's server offers extended
+// CONNECT only with GODEBUG=http2xconnect=1 (Go 1.26; http.HTTP2Config has
+// no field for it), read from the environment as net/http starts, which
+// a //go:debug directive cannot set. Set it in the environment, or import
+// the xconnect package for its side effect, which sets it first:
+//
+//	import _ "github.com/hybi/websocket/xconnect"
+//
+// Without it, browsers open their WebSockets over HTTP/1.1, which the
+// Handler serves as always. DialOptions.HTTP2 has Dial open a WebSocket
+// over HTTP/2 through net/http's own HTTP/2 client (ErrNoHTTP2 when the
+// server does not offer it); in the browser the browser chooses, and the
+// option is ignored.
 //
 // # Events
 //

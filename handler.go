@@ -58,7 +58,9 @@ type Handler struct {
 	// Serve is called with each accepted connection, on a goroutine of its
 	// own: ServeHTTP returns once the handshake is done, which frees what
 	// net/http kept for the request. The request's context is then
-	// canceled; Conn.Context lasts as long as the connection. When Serve
+	// canceled; Conn.Context lasts as long as the connection. Over HTTP/2
+	// (RFC 8441) Serve runs on the stream's handler goroutine instead,
+	// as the stream ends when its handler returns. When Serve
 	// returns, the connection is closed with 1000 (or the hixie close); if
 	// it panics, with 1011, and the panic is logged. Either is the close's
 	// cause (Conn.CloseCause) unless another came first.
@@ -141,6 +143,9 @@ type Handler struct {
 	accepted     atomic.Uint64
 	refused      [numRefusals]atomic.Uint64
 	closes       [numCauses]atomic.Uint64
+
+	acceptedHTTP2 atomic.Uint64 // of accepted: over HTTP/2 (http2.go)
+	activeHTTP2   atomic.Int64
 }
 
 // Stats is a snapshot of a Handler's counters, for a status page.
@@ -149,6 +154,11 @@ type Stats struct {
 	Active   int      `json:"active"`   // connections open now
 	Refused  Refusals `json:"refused"`
 	Closed   Closes   `json:"closed"`
+
+	// Of Accepted and Active, the WebSockets carried by HTTP/2 streams
+	// (RFC 8441).
+	AcceptedHTTP2 uint64 `json:"accepted_http2"`
+	ActiveHTTP2   int    `json:"active_http2"`
 }
 
 // Closes counts the connections that closed by cause (Conn.CloseCause),
@@ -220,8 +230,10 @@ func (h *Handler) Stats() Stats {
 	h.mu.Unlock()
 	r, cl := &h.refused, &h.closes
 	return Stats{
-		Accepted: h.accepted.Load(),
-		Active:   active,
+		Accepted:      h.accepted.Load(),
+		Active:        active,
+		AcceptedHTTP2: h.acceptedHTTP2.Load(),
+		ActiveHTTP2:   int(h.activeHTTP2.Load()),
 		Refused: Refusals{
 			NotWebSocket: r[refNotWebSocket].Load(),
 			BadHandshake: r[refBadHandshake].Load(),
@@ -248,7 +260,9 @@ func (h *Handler) Stats() Stats {
 }
 
 // ServeHTTP answers a WebSocket handshake of any dialect, hijacks the
-// connection and calls Serve with it.
+// connection and calls Serve with it; over HTTP/2 it answers an extended
+// CONNECT (RFC 8441) and serves the stream (see "HTTP/2" in the package
+// documentation).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hs, ref := h.negotiate(r)
 	if ref != nil && ref.reason == refNotWebSocket && h.Fallback != nil {
@@ -264,6 +278,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ref != nil {
 		h.refuse(w, r, ref)
+		return
+	}
+	if r.ProtoMajor == 2 {
+		h.serveStream(w, r, hs)
 		return
 	}
 	netConn, brw, err := http.NewResponseController(w).Hijack()
@@ -348,6 +366,13 @@ func (h *Handler) closed(c *Conn, start time.Time) {
 // negotiate picks the dialect and checks origin and location, before
 // anything is hijacked.
 func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
+	if r.ProtoMajor == 2 {
+		hs, ref := parseHTTP2(r)
+		if ref != nil {
+			return nil, ref
+		}
+		return h.agree(r, hs)
+	}
 	if !isUpgrade(r) {
 		return nil, &refusal{refNotWebSocket, http.StatusBadRequest, "expected a WebSocket handshake"}
 	}
@@ -376,6 +401,12 @@ func (h *Handler) negotiate(r *http.Request) (*handshake, *refusal) {
 	if ref != nil {
 		return nil, ref
 	}
+	return h.agree(r, hs)
+}
+
+// agree applies what every transport and dialect shares to a parsed
+// handshake: the Origin and Location checks, the subprotocol, deflate.
+func (h *Handler) agree(r *http.Request, hs *handshake) (*handshake, *refusal) {
 	scheme, host := h.clientURL(r)
 	if !h.originAllowed(hs.origin, host) {
 		return nil, &refusal{refOrigin, http.StatusForbidden, "origin not allowed"}
@@ -448,7 +479,11 @@ func isTimeout(err error) bool {
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
 	h.refused[ref.reason].Add(1)
 	if ref.reason == refVersion {
-		w.Header().Set("Sec-WebSocket-Version", supportedVersions)
+		versions := supportedVersions
+		if r.ProtoMajor == 2 {
+			versions = "13"
+		}
+		w.Header().Set("Sec-WebSocket-Version", versions)
 	}
 	if ref.reason == refBadHandshake && ref.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodGet)
@@ -684,9 +719,10 @@ func (h *Handler) untrack(c *Conn) {
 // ErrShutdown) and waits for the Serve callbacks to return. If ctx ends
 // first, it drops the connections that remain and returns ctx's error.
 // http.Server.Shutdown neither closes nor waits for hijacked connections,
-// so call both:
+// and waits for the handlers of HTTP/2 streams, which serve WebSockets
+// until they close: call both, this one first.
 //
-//	err := errors.Join(srv.Shutdown(ctx), ws.Shutdown(ctx))
+//	err := errors.Join(ws.Shutdown(ctx), srv.Shutdown(ctx))
 //
 // Log lines carry no endpoint: give each Handler its own
 // Logger.With("endpoint", ...) to tell them apart.

@@ -122,13 +122,19 @@ var hybiVersions = map[Dialect]string{RFC6455: "13", Hybi08: "8", Hybi07: "7"}
 // checkHybiAnswer verifies a 101 answer to r, as a browser would, and
 // returns what was agreed, or what is wrong.
 func checkHybiAnswer(resp *http.Response, r *clientRequest) (*handshake, string) {
-	hs := &handshake{dialect: r.dialect}
 	switch problem := upgradeProblem(resp, "websocket"); {
 	case problem != "":
 		return nil, problem
 	case resp.Header.Get("Sec-Websocket-Accept") != acceptKey(r.key):
 		return nil, "Sec-WebSocket-Accept does not match the key sent"
 	}
+	return checkAgreed(resp, r)
+}
+
+// checkAgreed checks the subprotocol and extensions an accepting answer
+// to r agreed to (RFC 6455's 101, RFC 8441's 200), and returns them.
+func checkAgreed(resp *http.Response, r *clientRequest) (*handshake, string) {
+	hs := &handshake{dialect: r.dialect}
 	var problem string
 	if hs.protocol, problem = checkProtocol(resp.Header.Values(headerProtocol), r.protocols); problem != "" {
 		return nil, problem

@@ -120,17 +120,6 @@ func TestPipe(t *testing.T) {
 	}
 }
 
-// waitStats polls h's Stats until ok.
-func waitStats(t *testing.T, h *Handler, ok func(Stats) bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(h.Stats()); {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v", h.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestPipeServeReturns: when Serve returns, the client reads its close
 // (1000); when it panics, 1011. CloseCause on the client is the peer's close.
 func TestPipeServeReturns(t *testing.T) {

@@ -50,7 +50,11 @@ type connReader struct {
 }
 
 func newConnReader(conn net.Conn, buffered []byte) *connReader {
-	_, isTLS := conn.(*tls.Conn)
+	var isTLS bool
+	switch conn.(type) {
+	case *tls.Conn, *streamConn, *clientStream: // an HTTP/2 stream's body buffers too
+		isTLS = true
+	}
 	cr := &connReader{conn: conn, tls: isTLS}
 	if len(buffered) > 0 {
 		cr.acquire()

@@ -103,9 +103,9 @@ type browser struct {
 	console    []string // the page's console messages
 }
 
-// startBrowser starts headless chromium with a fresh profile and opens a tab.
-// The browser is closed when the test ends.
-func startBrowser(t *testing.T, ctx context.Context) *browser {
+// startBrowser starts headless chromium with a fresh profile, and the
+// extra flags, and opens a tab. The browser is closed when the test ends.
+func startBrowser(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	execPath := findChromium(t)
 	// Built from scratch rather than from chromedp.DefaultExecAllocatorOptions,
@@ -124,6 +124,7 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()), // removed after the browser has closed (cleanups run last in, first out)
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 	b := &browser{t: t, ctx: tabCtx}
@@ -689,7 +690,7 @@ func joinChat(tab *browser, srv *httptest.Server, user, others int) int {
 	tab.t.Helper()
 	step(tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
 	step(tab, "waiting for the page", chromedp.WaitVisible(chromedp.ID("log")))
-	if got, want := step(tab, "choosing /chat", chromedp.Evaluate[string](chooseChatJS)), "ws://"+srv.Listener.Addr().String()+"/chat"; got != want {
+	if got, want := step(tab, "choosing /chat", chromedp.Evaluate[string](chooseChatJS)), "ws"+strings.TrimPrefix(srv.URL, "http")+"/chat"; got != want {
 		tab.fatalf("URL box %q after choosing /chat, want %q", got, want)
 	}
 	step(tab, "clicking Connect", chromedp.Click(chromedp.ID("connect")))

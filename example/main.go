@@ -3,16 +3,25 @@
 // pushes the server's time (one timer for all its clients) and echoes;
 // /echo; and /chat, a chat room. Every endpoint speaks every dialect from
 // draft-hixie-75 to RFC 6455, so old and new clients meet in the same room.
+// Over HTTPS (-tls-cert and -tls-key, or -tls-self-signed) a browser opens
+// its WebSockets over HTTP/2 (RFC 8441), and over HTTP/1.1 as well.
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +34,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/hybi/websocket"
+	_ "github.com/hybi/websocket/xconnect" // WebSockets over HTTP/2: GODEBUG=http2xconnect=1 for net/http
 )
 
 //go:embed static
@@ -37,6 +47,10 @@ type config struct {
 	origins  []string      // origins allowed to connect; empty: same origin only
 	interval time.Duration // push interval of /test
 	logger   *slog.Logger  // connection events; nil logs nothing
+
+	// HTTPS, with HTTP/2: a certificate and key, or a throwaway one.
+	certFile, keyFile string
+	selfSigned        bool
 }
 
 // newServer returns the app's routes and a function that shuts down its
@@ -84,11 +98,16 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, static, "static/index.html")
 	})
-	r.Handle("/test", test)
-	r.Handle("/echo", echo)
-	r.Handle("/chat", chat)
+	pages := &pageTransports{}
+	r.Handle("/test", pages.note(test))
+	r.Handle("/echo", pages.note(echo))
+	r.Handle("/chat", pages.note(chat))
 	r.Get("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if page := r.URL.Query().Get("page"); page != "" {
+			json.NewEncoder(w).Encode(map[string]string{"http": pages.take(page)})
+			return
+		}
 		pushedStats, roomStats := pushed.Stats(), room.members.Stats()
 		json.NewEncoder(w).Encode(map[string]endpointStats{
 			"/test": {test.Stats(), &pushedStats},
@@ -112,6 +131,41 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		return errors.Join(errs...)
 	}
 	return r, shutdown
+}
+
+// pageTransports tells the page which HTTP version carried its WebSocket,
+// which a browser does not say: the page names its handshake (?page=ID),
+// then asks /status?page=ID once it is open.
+type pageTransports struct {
+	mu    sync.Mutex
+	proto map[string]string // by page ID: "HTTP/1.1", "HTTP/2.0"
+}
+
+// maxPages bounds what pageTransports keeps for pages that never ask.
+const maxPages = 1000
+
+// note records the HTTP version of each handshake named by a page.
+func (p *pageTransports) note(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if page := r.URL.Query().Get("page"); page != "" {
+			p.mu.Lock()
+			if p.proto == nil || len(p.proto) >= maxPages {
+				p.proto = make(map[string]string)
+			}
+			p.proto[page] = r.Proto
+			p.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// take returns, once, the HTTP version noted for page, or "".
+func (p *pageTransports) take(page string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	proto := p.proto[page]
+	delete(p.proto, page)
+	return proto
 }
 
 // endpointStats is an endpoint's entry in /status: its handler's counters
@@ -211,11 +265,19 @@ func parseFlags(args []string, logger *slog.Logger) (addr string, cfg config, er
 	origins := fs.String("origins", "", "comma-separated origins allowed to connect, e.g. http://example.com,*.example.org (default: same origin only)")
 	fs.DurationVar(&cfg.interval, "interval", 10*time.Second, "interval of /test's time push (one timer for all its clients)")
 	logEvents := fs.Bool("log", true, "log connection events to stderr")
+	fs.StringVar(&cfg.certFile, "tls-cert", "", "serve HTTPS, with HTTP/2, with this certificate (PEM; with -tls-key)")
+	fs.StringVar(&cfg.keyFile, "tls-key", "", "the key of -tls-cert (PEM)")
+	fs.BoolVar(&cfg.selfSigned, "tls-self-signed", false, "serve HTTPS, with HTTP/2, with a throwaway self-signed certificate for localhost")
 	if err := fs.Parse(args); err != nil {
 		return "", config{}, err
 	}
 	if cfg.interval <= 0 {
 		err := errors.New("-interval must be positive")
+		fmt.Fprintln(fs.Output(), err)
+		return "", config{}, err
+	}
+	if (cfg.certFile == "") != (cfg.keyFile == "") || (cfg.certFile != "" && cfg.selfSigned) {
+		err := errors.New("give both -tls-cert and -tls-key, or -tls-self-signed")
 		fmt.Fprintln(fs.Output(), err)
 		return "", config{}, err
 	}
@@ -230,16 +292,29 @@ func parseFlags(args []string, logger *slog.Logger) (addr string, cfg config, er
 func run(addr string, cfg config, logger *slog.Logger) error {
 	handler, shutdownWebSockets := newServer(cfg)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serve := srv.Serve
+	scheme := "http"
+	if cfg.certFile != "" || cfg.selfSigned {
+		cert, err := certificate(cfg)
+		if err != nil {
+			return err
+		}
+		// ServeTLS offers h2 and http/1.1; xconnect has made net/http's
+		// HTTP/2 server offer extended CONNECT, for WebSockets.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		scheme = "https"
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- serve(ln) }()
 	select {
 	case err := <-serveErr:
 		return err
@@ -250,5 +325,44 @@ func run(addr string, cfg config, logger *slog.Logger) error {
 	logger.Info("signal received, shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(srv.Shutdown(ctx), shutdownWebSockets(ctx))
+	// The WebSockets first: http.Server.Shutdown waits for the handlers of
+	// HTTP/2 streams, which serve WebSockets until they close.
+	return errors.Join(shutdownWebSockets(ctx), srv.Shutdown(ctx))
+}
+
+// certificate is cfg's certificate: loaded, or made for localhost.
+func certificate(cfg config) (tls.Certificate, error) {
+	if !cfg.selfSigned {
+		return tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+	}
+	return selfSignedCertificate()
+}
+
+// selfSignedCertificate makes a certificate for localhost, 127.0.0.1 and
+// ::1, valid for a day, that no browser trusts: a browser asks to go on.
+func selfSignedCertificate() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "websocket example (self-signed)"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -368,6 +368,30 @@ func TestFlags(t *testing.T) {
 	if _, _, err := parseFlags([]string{"-interval", "0s"}, logger); err == nil {
 		t.Error("-interval 0s accepted")
 	}
+	_, cfg, err = parseFlags([]string{"-tls-cert", "c.pem", "-tls-key", "k.pem"}, logger)
+	if err != nil || cfg.certFile != "c.pem" || cfg.keyFile != "k.pem" || cfg.selfSigned {
+		t.Errorf("-tls-cert, -tls-key: %+v, %v", cfg, err)
+	}
+	if _, cfg, err = parseFlags([]string{"-tls-self-signed"}, logger); err != nil || !cfg.selfSigned {
+		t.Errorf("-tls-self-signed: %+v, %v", cfg, err)
+	}
+	for _, args := range [][]string{{"-tls-cert", "c.pem"}, {"-tls-key", "k.pem"}, {"-tls-self-signed", "-tls-cert", "c.pem", "-tls-key", "k.pem"}} {
+		if _, _, err := parseFlags(args, logger); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+// /status?page=ID tells, once, which HTTP version carried the handshake
+// that a page named ID.
+func TestStatusPage(t *testing.T) {
+	srv, _ := startServer(t, config{interval: time.Hour})
+	dial(t, srv, websocket.RFC6455, "/echo?page=abc")
+	for i, want := range []string{`{"http":"HTTP/1.1"}`, `{"http":""}`} {
+		if _, body := get(t, srv.URL+"/status?page=abc"); strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET %d: %s, want %s", i+1, body, want)
+		}
+	}
 }
 
 func TestOrigin(t *testing.T) {
