@@ -25,6 +25,7 @@ type netConnCase struct {
 	dialect  Dialect
 	compress bool
 	pipe     bool // through Pipe, in memory, instead of a socket
+	http2    bool // a stream of an HTTP/2 connection (RFC 8441)
 }
 
 var netConnCases = []netConnCase{
@@ -33,6 +34,7 @@ var netConnCases = []netConnCase{
 	{name: "hybi-07", dialect: Hybi07},
 	{name: "RFC 6455 deflate", dialect: RFC6455, compress: true},
 	{name: "Pipe", dialect: RFC6455, pipe: true},
+	{name: "HTTP/2", dialect: RFC6455, http2: true},
 }
 
 // netConnPair connects a client and a server and returns their NetConns
@@ -51,12 +53,16 @@ func netConnPair(t testing.TB, tc netConnCase, typ MessageType) (client, server 
 		opts.Compression = &CompressionOptions{ContextTakeover: true}
 	}
 	var c *Conn
-	if tc.pipe {
+	switch {
+	case tc.pipe:
 		var err error
 		if c, err = Pipe(h, opts); err != nil {
 			t.Fatal(err)
 		}
-	} else {
+	case tc.http2:
+		_, url, h2opts := h2Server(t, h)
+		c = dialH2(t, url, h2opts)
+	default:
 		url, _ := testServer(t, h, false)
 		c = dialTest(t, url, opts)
 	}
