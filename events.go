@@ -23,16 +23,23 @@ type Events struct {
 }
 
 // Serve runs the callbacks for c until the connection ends. Use it as
-// Handler.Serve.
-func (e Events) Serve(c *Conn) {
+// Handler.Serve; each message passed to OnMessage belongs to the callee.
+func (e Events) Serve(c *Conn) { e.run(c, false) }
+
+// run runs the callbacks for c on its goroutine; reuse reads every message
+// into the same buffer, as Handler.Events promises (msg valid during the call).
+func (e *Events) run(c *Conn, reuse bool) {
 	if e.OnOpen != nil {
 		e.OnOpen(c)
 	}
 	var err error
+	var msg []byte
 	for {
 		var typ MessageType
-		var msg []byte
-		if typ, msg, err = c.ReadMessage(); err != nil {
+		if !reuse {
+			msg = nil
+		}
+		if typ, msg, err = c.AppendMessage(msg[:0]); err != nil {
 			break
 		}
 		if e.OnMessage != nil {

@@ -28,13 +28,15 @@ import (
 // serialized: it never runs on two goroutines at once, and a request to
 // run it while it runs makes it run once more afterwards.
 type Desc struct {
-	fd    int
-	p     *Poller
-	run   func()
-	state atomic.Int32 // idle, running, again
-	refs  atomic.Int64 // 2 per operation in progress; bit 0: closed
-	rd    waiter
-	wr    waiter
+	fd         int
+	p          *Poller
+	run        func()
+	state      atomic.Int32 // idle, running, again
+	mu         sync.Mutex   // orders Register and Close
+	registered bool         // mu
+	refs       atomic.Int64 // 2 per operation in progress; bit 0: closed
+	rd         waiter
+	wr         waiter
 }
 
 // edgeTriggered is EPOLLET, which syscall declares as a negative int.
@@ -147,25 +149,39 @@ func Pick() (*Poller, error) {
 	return pollers[next.Add(1)%uint32(len(pollers))], nil
 }
 
-// Register adds fd, which must be nonblocking, to p: run is called (on a
-// poller goroutine, serialized) whenever fd may have something to read,
-// has hung up, or was closed, and once after registration.
-func (p *Poller) Register(fd int, run func()) (*Desc, error) {
-	d := &Desc{fd: fd, p: p, run: run}
-	if !table.set(fd, d) {
-		return nil, errors.New("poll: descriptor beyond the table")
+// NewDesc makes fd, which must be nonblocking, a descriptor of p, not yet
+// registered: its timers and blocking operations work already, its
+// events come once Register is called.
+func (p *Poller) NewDesc(fd int) *Desc { return &Desc{fd: fd, p: p} }
+
+// Register adds d to its poller: run is called (on a poller goroutine,
+// serialized) once at first, then whenever d may have something to read,
+// has hung up, or was closed.
+func (d *Desc) Register(run func()) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Closed() {
+		return ErrClosed
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | edgeTriggered, Fd: int32(fd)}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		table.clear(fd, d)
-		return nil, os.NewSyscallError("epoll_ctl", err)
+	d.run = run
+	if !table.set(d.fd, d) {
+		return errors.New("poll: descriptor beyond the table")
 	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | edgeTriggered, Fd: int32(d.fd)}
+	if err := syscall.EpollCtl(d.p.epfd, syscall.EPOLL_CTL_ADD, d.fd, &ev); err != nil {
+		table.clear(d.fd, d)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	d.registered = true
 	if registered.Add(1) == 1 && watching.CompareAndSwap(false, true) {
 		go watch()
 	}
-	p.Post(d)
-	return d, nil
+	d.p.Post(d)
+	return nil
 }
+
+// AfterFunc calls f on d's poller after dur.
+func (d *Desc) AfterFunc(dur time.Duration, f func()) *Timer { return d.p.AfterFunc(dur, f) }
 
 // serve is a poller's goroutine while it owns the poller: it finishes b,
 // the batch its predecessor was running, if any, then waits for events.
@@ -381,19 +397,26 @@ func (d *Desc) Closed() bool { return d.refs.Load()&1 != 0 }
 // it; blocked reads and writes return ErrClosed, and d's work runs once
 // more, to see that it closed.
 func (d *Desc) Close() error {
+	d.mu.Lock()
 	old := d.refs.Or(1)
+	reg := d.registered
+	d.mu.Unlock()
 	if old&1 != 0 {
 		return ErrClosed
 	}
-	table.clear(d.fd, d)
-	syscall.EpollCtl(d.p.epfd, syscall.EPOLL_CTL_DEL, d.fd, nil)
+	if reg {
+		table.clear(d.fd, d)
+		syscall.EpollCtl(d.p.epfd, syscall.EPOLL_CTL_DEL, d.fd, nil)
+	}
 	if old == 0 {
 		syscall.Close(d.fd)
 	}
-	registered.Add(-1)
 	d.rd.wake()
 	d.wr.wake()
-	d.p.Post(d)
+	if reg {
+		registered.Add(-1)
+		d.p.Post(d)
+	}
 	return nil
 }
 
