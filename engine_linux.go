@@ -104,9 +104,9 @@ func (s *engineSocket) run() {
 			s.call(func() { f(c) })
 		}
 	}
-	if !c.rmu.TryLock() {
-		return // a read of its own (a close awaiting the peer's) has the connection
-	}
+	// A close awaiting the peer's may be reading (awaitPeerClose): this
+	// waits for it to end, on a poller that a long wait hands off.
+	c.rmu.Lock()
 	var msg *[]byte
 	for c.readErr == nil {
 		full := s.fill()
@@ -212,7 +212,10 @@ func (s *engineSocket) fill() (full bool) {
 	if cr.w == cr.r {
 		cr.release()
 	}
-	return n == len(room)
+	if n > 0 {
+		s.c.heardFrame() // a frame trickling in is a peer alive
+	}
+	return n == len(room) || n > 0 && s.d.HungUp()
 }
 
 // makeRoom makes room after what is buffered for the engine's next read:

@@ -305,16 +305,22 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 
 // ready reports whether b, what is buffered, holds all that next and read
 // take to reach the end of the next message (the control frames among its
-// frames included), or of a control frame before it, or enough of it to
-// refuse it: the event engine runs the codec only then, so that it never
-// waits for the socket.
+// frames included: a ping inside a message is answered once the message is
+// whole), or of a control frame before it, or of a close that cuts it
+// short, or enough of it to refuse it: the event engine runs the codec only
+// then, so that it never waits for the socket.
 func (h *hybiCodec) ready(b []byte) bool {
+	buffered := b
 	var raw int64 // of the message's frames so far
-	inMessage, compressed := false, false
+	inMessage, compressed, text := false, false, false
+	// partial is the answer for a message not buffered whole: ready if
+	// its text is invalid already (UTF-8 fails fast, as it does when
+	// read from the socket).
+	partial := func() bool { return inMessage && text && !compressed && h.invalidText(buffered) }
 	for len(b) >= 2 {
 		n := headerSize(b)
 		if len(b) < n {
-			return false
+			return partial()
 		}
 		hdr, err := decodeFrameHeader(b[:n])
 		if err != nil || h.refusal(hdr) != nil {
@@ -326,18 +332,45 @@ func (h *hybiCodec) ready(b []byte) bool {
 		case (hdr.op == opContinuation) != inMessage:
 			return true // out of sequence: refused
 		case !inMessage:
-			inMessage, compressed = true, hdr.rsv&rsv1 != 0
+			inMessage, compressed, text = true, hdr.rsv&rsv1 != 0, hdr.op == opText
 		}
 		if !hdr.op.control() && h.tooLong(hdr.length, raw, compressed) {
 			return true
 		}
 		if int64(len(b)) < hdr.length {
-			return false
+			return partial()
 		}
 		b = b[hdr.length:]
 		raw += hdr.length
-		if !inMessage || !hdr.op.control() && hdr.fin {
+		// A close ends the message cut short: read answers it.
+		if !inMessage || hdr.op == opClose || !hdr.op.control() && hdr.fin {
 			return true
+		}
+	}
+	return partial()
+}
+
+// invalidText reports whether the text message that b starts with, of
+// which the start only is buffered, is invalid UTF-8 already.
+func (h *hybiCodec) invalidText(b []byte) bool {
+	var v utf8Validator
+	var chunk [256]byte
+	for len(b) >= 2 && len(b) >= headerSize(b) {
+		n := headerSize(b)
+		hdr, _ := decodeFrameHeader(b[:n])
+		b = b[n:]
+		payload := b[:min(int64(len(b)), hdr.length)]
+		b = b[len(payload):]
+		if hdr.op.control() {
+			continue
+		}
+		for pos := 0; len(payload) > 0; {
+			k := min(len(payload), len(chunk))
+			pos = maskCopy(hdr.mask, pos, chunk[:k], payload[:k])
+			if !v.write(chunk[:k]) {
+				return true
+			}
+			payload = payload[k:]
 		}
 	}
 	return false

@@ -106,7 +106,9 @@ func (x *hixieCodec) ready(b []byte) bool {
 		if typ&0x80 == 0 { // sentinel-framed: text, or skipped
 			end := bytes.IndexByte(b[1:], 0xFF)
 			if end < 0 {
-				return x.c.overLimit(int64(len(b) - 1))
+				// Invalid text fails fast, as it does when read from the socket.
+				var v utf8Validator
+				return x.c.overLimit(int64(len(b)-1)) || typ == 0x00 && !v.write(b[1:])
 			}
 			if typ == 0x00 || x.c.overLimit(int64(end)) {
 				return true

@@ -34,6 +34,7 @@ type Desc struct {
 	state      atomic.Int32 // idle, running, again
 	mu         sync.Mutex   // orders Register and Close
 	registered bool         // mu
+	hup        atomic.Bool  // the peer hung up or the socket failed
 	refs       atomic.Int64 // 2 per operation in progress; bit 0: closed
 	rd         waiter
 	wr         waiter
@@ -261,6 +262,9 @@ func (p *Poller) drain(l *loop, b *batch) {
 		if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			d.wr.wake()
 		}
+		if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			d.hup.Store(true)
+		}
 		if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			d.rd.wake()
 			d.schedule(l)
@@ -389,6 +393,11 @@ func (d *Desc) Release() {
 		syscall.Close(d.fd)
 	}
 }
+
+// HungUp reports whether the peer has hung up (or the socket failed): a
+// read that returns data short of the room it had has not met the end of
+// the input yet, whose edge has passed.
+func (d *Desc) HungUp() bool { return d.hup.Load() }
 
 // Closed reports whether Close was called.
 func (d *Desc) Closed() bool { return d.refs.Load()&1 != 0 }
