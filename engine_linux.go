@@ -16,7 +16,7 @@ import (
 // reads and writes wait for the poller's events when they must; the
 // engine's own reads never wait (run).
 type engineSocket struct {
-	d            *poll.Desc
+	d            poll.Desc
 	laddr, raddr net.Addr
 	c            *Conn
 	h            *Handler
@@ -35,9 +35,9 @@ func (h *Handler) onEngine(c *Conn) bool {
 	}
 	s.c, s.h, s.opened = c, h, time.Now()
 	h.engineConns.Add(1)
-	if err := s.d.Register(s.run); err != nil {
+	if err := s.d.Register(s); err != nil {
 		c.drop(&causeError{ErrDropped, err})
-		s.run() // OnOpen, OnClose and the Handler's accounting, here
+		s.Run() // OnOpen, OnClose and the Handler's accounting, here
 	}
 	return true
 }
@@ -73,7 +73,8 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 		syscall.Close(fd)
 		return netConn
 	}
-	s := &engineSocket{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), d: p.NewDesc(fd)}
+	s := &engineSocket{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
+	s.d.Init(p, fd)
 	tc.Close()
 	return s
 }
@@ -88,12 +89,12 @@ func (s *engineSocket) call(f func()) {
 	f()
 }
 
-// run is the connection's work on the poller, serialized: it reads what
+// Run is the connection's work on the poller, serialized: it reads what
 // arrived without waiting, runs the codec over each message or control
 // frame buffered whole, hands each message to OnMessage, and keeps the
 // unfinished tail. Once reading has ended, it calls OnClose and lets the
 // Handler count the close.
-func (s *engineSocket) run() {
+func (s *engineSocket) Run() {
 	c := s.c
 	if s.ended {
 		return

@@ -30,7 +30,7 @@ import (
 type Desc struct {
 	fd         int
 	p          *Poller
-	run        func()
+	run        Runner
 	state      atomic.Int32 // idle, running, again
 	mu         sync.Mutex   // orders Register and Close
 	registered bool         // mu
@@ -150,21 +150,26 @@ func Pick() (*Poller, error) {
 	return pollers[next.Add(1)%uint32(len(pollers))], nil
 }
 
-// NewDesc makes fd, which must be nonblocking, a descriptor of p, not yet
-// registered: its timers and blocking operations work already, its
-// events come once Register is called.
-func (p *Poller) NewDesc(fd int) *Desc { return &Desc{fd: fd, p: p} }
+// Init makes d, a zero Desc, stand for fd, which must be nonblocking, on
+// p; it is not registered yet: its timers and blocking operations work
+// already, its events come once Register is called. A Desc lives inside
+// the value that owns the descriptor, so that it costs no allocation of
+// its own.
+func (d *Desc) Init(p *Poller, fd int) { d.p, d.fd = p, fd }
 
-// Register adds d to its poller: run is called (on a poller goroutine,
+// Runner is the work of a descriptor.
+type Runner interface{ Run() }
+
+// Register adds d to its poller: r.Run is called (on a poller goroutine,
 // serialized) once at first, then whenever d may have something to read,
 // has hung up, or was closed.
-func (d *Desc) Register(run func()) error {
+func (d *Desc) Register(r Runner) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.Closed() {
 		return ErrClosed
 	}
-	d.run = run
+	d.run = r
 	if !table.set(d.fd, d) {
 		return errors.New("poll: descriptor beyond the table")
 	}
@@ -329,7 +334,7 @@ func (d *Desc) schedule(l *loop) {
 			}
 			for {
 				l.busy.Store(tick.Load() + 1)
-				d.run()
+				d.run.Run()
 				l.busy.Store(0)
 				if d.state.CompareAndSwap(running, idle) {
 					return
