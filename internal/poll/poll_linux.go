@@ -14,6 +14,7 @@ package poll
 import (
 	"container/heap"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -81,8 +82,26 @@ type Poller struct {
 
 // loop is one goroutine's turn as a poller's owner.
 type loop struct {
-	busy    atomic.Uint64 // the tick at which its current work started; 0: none
-	retired atomic.Bool
+	busy    atomic.Uint64 // the tick at which its current work started; 0: none; handedOff
+	retired atomic.Bool   // seen by the loop itself, at the end of its work
+}
+
+// handedOff marks a loop's busy spell after the watchdog has handed its
+// poller on: the loop learns it as its work ends, and stops then.
+const handedOff = math.MaxUint64
+
+// begin and end bracket a piece of work, for the watchdog. A loop is handed
+// off only while busy: it never waits for events after that.
+func (l *loop) begin() {
+	if !l.retired.Load() {
+		l.busy.Store(tick.Load() + 1)
+	}
+}
+
+func (l *loop) end() {
+	if l.busy.Swap(0) == handedOff {
+		l.retired.Store(true)
+	}
 }
 
 type batch struct {
@@ -308,9 +327,9 @@ func (p *Poller) runTimers(l *loop) bool {
 		}
 		t := heap.Pop(&p.timers).(*Timer)
 		p.mu.Unlock()
-		l.busy.Store(tick.Load() + 1)
+		l.begin()
 		t.f()
-		l.busy.Store(0)
+		l.end()
 	}
 	return false
 }
@@ -333,9 +352,9 @@ func (d *Desc) schedule(l *loop) {
 				continue
 			}
 			for {
-				l.busy.Store(tick.Load() + 1)
+				l.begin()
 				d.run.Run()
-				l.busy.Store(0)
+				l.end()
 				if d.state.CompareAndSwap(running, idle) {
 					return
 				}
@@ -359,12 +378,10 @@ func watch() {
 		now := tick.Add(1)
 		for _, p := range pollers {
 			l := p.owner.Load()
-			if b := l.busy.Load(); b != 0 && now-b >= 1 {
+			if b := l.busy.Load(); b != 0 && b != handedOff && now-b >= 1 && l.busy.CompareAndSwap(b, handedOff) {
 				nl := new(loop)
-				if p.owner.CompareAndSwap(l, nl) {
-					l.retired.Store(true)
-					go p.serve(nl, p.current.Load())
-				}
+				p.owner.Store(nl)
+				go p.serve(nl, p.current.Load())
 			}
 		}
 		if registered.Load() == 0 {
