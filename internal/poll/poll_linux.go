@@ -69,21 +69,29 @@ var (
 // Poller is one epoll instance.
 type Poller struct {
 	epfd, evfd int
+	file       *os.File        // epfd, in Go's poller
+	raw        syscall.RawConn // file's
 
-	mu      sync.Mutex
-	posted  []*Desc // work requested from outside the poller (Post)
-	timers  timerHeap
-	sleeps  bool  // the owner waits in epoll_wait
-	wakeAt  int64 // when its wait ends by itself (Unix ns), 0: never
-	woken   bool  // a wake-up is pending in evfd
-	owner   atomic.Pointer[loop]
-	current atomic.Pointer[batch]
+	mu       sync.Mutex
+	posted   []*Desc // work requested from outside the poller (Post)
+	timers   timerHeap
+	sleeps   bool      // the owner waits in epoll_wait
+	wakeAt   int64     // when its wait ends by itself (Unix ns), 0: never
+	woken    bool      // a wake-up is pending in evfd
+	deadline time.Time // file's read deadline, as last set (the owner's)
+	owner    atomic.Pointer[loop]
+	current  atomic.Pointer[batch]
 }
 
 // loop is one goroutine's turn as a poller's owner.
 type loop struct {
 	busy    atomic.Uint64 // the tick at which its current work started; 0: none; handedOff
 	retired atomic.Bool   // seen by the loop itself, at the end of its work
+
+	// Its wait in Go's poller (wait).
+	tryWait func(fd uintptr) bool // poll, made once
+	batch   *batch
+	n       int
 }
 
 // handedOff marks a loop's busy spell after the watchdog has handed its
@@ -157,6 +165,17 @@ func newPoller() (*Poller, error) {
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.evfd, &ev); err != nil {
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
+	// The epoll instance waits in Go's own poller, which reports it
+	// readable when it has events: a poller with nothing to do is a parked
+	// goroutine, not a thread blocked in epoll_wait, and its wake-up is
+	// the scheduler's.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	p.file = os.NewFile(uintptr(epfd), "epoll")
+	if p.raw, err = p.file.SyscallConn(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -219,14 +238,7 @@ func (p *Poller) serve(l *loop, b *batch) {
 		if !p.runPosted(l) || !p.runTimers(l) {
 			return
 		}
-		timeout := p.sleep()
-		n, err := syscall.EpollWait(p.epfd, own.ev[:], timeout)
-		p.mu.Lock()
-		p.sleeps = false
-		p.mu.Unlock()
-		if err != nil {
-			n = 0 // EINTR
-		}
+		n := p.wait(l, own)
 		own.n = n
 		own.pos.Store(0)
 		p.current.Store(own)
@@ -234,24 +246,56 @@ func (p *Poller) serve(l *loop, b *batch) {
 	}
 }
 
-// sleep is how long the owner may wait for events, in ms (-1: until one
-// comes), and marks it as sleeping.
-func (p *Poller) sleep() int {
+// wait waits for events and puts them in b: it takes those ready, or
+// parks in Go's poller until there are some, a timer is due or work is
+// posted.
+func (p *Poller) wait(l *loop, b *batch) int {
+	deadline, now := p.sleep()
+	var n int
+	if now {
+		n, _ = syscall.EpollWait(p.epfd, b.ev[:], 0)
+	} else {
+		if deadline != p.deadline {
+			p.file.SetReadDeadline(deadline)
+			p.deadline = deadline
+		}
+		if l.tryWait == nil {
+			l.tryWait = l.poll
+		}
+		l.batch, l.n = b, 0
+		// Read clears the readiness Go's poller noted so far, then calls
+		// poll, which takes what is ready: only then may it park.
+		p.raw.Read(l.tryWait) // a passed deadline ends it: no events
+		n, l.batch = l.n, nil
+	}
+	p.mu.Lock()
+	p.sleeps = false
+	p.mu.Unlock()
+	return max(n, 0)
+}
+
+// poll takes the events ready, without waiting: the loop's try in Go's
+// poller.
+func (l *loop) poll(fd uintptr) bool {
+	l.n, _ = syscall.EpollWait(int(fd), l.batch.ev[:], 0)
+	return l.n > 0
+}
+
+// sleep is when the owner's wait for events must end (the zero time:
+// when one comes), or now if work is posted, and marks it as sleeping.
+func (p *Poller) sleep() (deadline time.Time, now bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.posted) > 0 {
-		return 0
+		return time.Time{}, true
 	}
 	p.sleeps, p.wakeAt = true, 0
 	if len(p.timers) == 0 {
-		return -1
+		return time.Time{}, false
 	}
 	p.wakeAt = p.timers[0].when
-	d := time.Until(time.Unix(0, p.wakeAt))
-	if d <= 0 {
-		return 0
-	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
+	deadline = time.Unix(0, p.wakeAt)
+	return deadline, !deadline.After(time.Now())
 }
 
 // wake interrupts the owner's wait (mu held).
