@@ -14,16 +14,16 @@ import (
 // handshake: a descriptor of its own (a duplicate of the one net/http
 // had) registered with one of the engine's pollers. As a net.Conn, its
 // reads and writes wait for the poller's events when they must; the
-// engine's own reads never wait (run).
+// engine's own reads never wait (Run).
 type engineSocket struct {
 	d            poll.Desc
 	laddr, raddr net.Addr
 	c            *Conn
 	h            *Handler
 	opened       time.Time
-	rerr         error // how the socket's input ended: io.EOF or the read's error (run)
-	started      bool  // OnOpen has run (run)
-	ended        bool  // OnClose has run (run)
+	rerr         error // how the socket's input ended: io.EOF or the read's error (Run)
+	started      bool  // OnOpen has run (Run)
+	ended        bool  // OnClose has run (Run)
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
@@ -79,14 +79,27 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 	return s
 }
 
-// call runs a callback, failing the connection with 1011 if it panics.
-func (s *engineSocket) call(f func()) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.c.closeHandshake(s.h.panicked(s.c, p))
-		}
-	}()
-	f()
+// The callbacks, each failing the connection with 1011 if it panics.
+
+func (s *engineSocket) onOpen(f func(*Conn)) {
+	defer s.recovered()
+	f(s.c)
+}
+
+func (s *engineSocket) onMessage(f func(*Conn, MessageType, []byte), typ MessageType, msg []byte) {
+	defer s.recovered()
+	f(s.c, typ, msg)
+}
+
+func (s *engineSocket) onClose(f func(*Conn, error), err error) {
+	defer s.recovered()
+	f(s.c, err)
+}
+
+func (s *engineSocket) recovered() {
+	if p := recover(); p != nil {
+		s.c.closeHandshake(s.h.panicked(s.c, p))
+	}
 }
 
 // Run is the connection's work on the poller, serialized: it reads what
@@ -102,7 +115,7 @@ func (s *engineSocket) Run() {
 	if !s.started {
 		s.started = true
 		if f := s.h.Events.OnOpen; f != nil {
-			s.call(func() { f(c) })
+			s.onOpen(f)
 		}
 	}
 	// A close awaiting the peer's may be reading (awaitPeerClose): this
@@ -145,10 +158,10 @@ func (s *engineSocket) Run() {
 		}
 	}
 	c.br.park()
-	ended := c.readErr != nil
+	err := c.readErr
 	c.rmu.Unlock()
-	if ended {
-		s.end()
+	if err != nil {
+		s.end(err)
 	}
 }
 
@@ -159,22 +172,13 @@ var engineMessages = sync.Pool{New: func() any { return new([]byte) }}
 // the next message: a larger one is left to the garbage collector.
 const maxPooledMessage = 64 << 10
 
-func (s *engineSocket) onMessage(f func(*Conn, MessageType, []byte), typ MessageType, msg []byte) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.c.closeHandshake(s.h.panicked(s.c, p))
-		}
-	}()
-	f(s.c, typ, msg)
-}
-
-// end runs once reading has ended: OnClose, then the close, if the
-// connection has not closed yet, and the Handler's accounting.
-func (s *engineSocket) end() {
+// end runs once reading has ended with err: OnClose, then the close, if
+// the connection has not closed yet, and the Handler's accounting.
+func (s *engineSocket) end(err error) {
 	s.ended = true
 	c, h := s.c, s.h
 	if f := h.Events.OnClose; f != nil {
-		s.call(func() { f(c, c.readErr) })
+		s.onClose(f, err)
 	}
 	c.closeHandshake(&LocalCloseError{Code: StatusNormalClosure})
 	h.engineConns.Add(-1)
