@@ -6,9 +6,6 @@ import (
 	"testing"
 )
 
-// echoEvents echoes every message, as echoMessages does for Serve.
-var echoEvents = Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) { c.WriteMessage(typ, msg) }}
-
 func TestEngineEcho(t *testing.T) {
 	h := &Handler{Events: &echoEvents, ReadLimit: 4 << 20}
 	srv := httptest.NewServer(h)
