@@ -116,8 +116,17 @@ func BenchmarkFrameHeader(b *testing.B) {
 
 // BenchmarkHandshake measures whole RFC 6455 handshakes over loopback TCP,
 // from dial to the server's close.
-func BenchmarkHandshake(b *testing.B) {
-	srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {}})
+func BenchmarkHandshake(b *testing.B) { benchHandshake(b, &Handler{Serve: func(c *Conn) {}}) }
+
+// BenchmarkEngineHandshake is a client's handshake and hang-up, served by
+// an echo on a goroutine (Serve) and on the event engine (Events).
+func BenchmarkEngineHandshake(b *testing.B) {
+	b.Run("goroutine", func(b *testing.B) { benchHandshake(b, &Handler{Serve: reusingEcho}) })
+	b.Run("engine", func(b *testing.B) { benchHandshake(b, &Handler{Events: &echoEvents}) })
+}
+
+func benchHandshake(b *testing.B, h *Handler) {
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req := []byte(handshakeRequest(RFC6455, "localhost", "/"))
 	buf := make([]byte, 4096)

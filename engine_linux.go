@@ -27,7 +27,7 @@ type engineSocket struct {
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
-// (engineConn), to the engine, whose first run calls OnOpen.
+// (engineConn), to the engine.
 func (h *Handler) onEngine(c *Conn) bool {
 	s, ok := c.netConn.(*engineSocket)
 	if !ok {
@@ -37,14 +37,18 @@ func (h *Handler) onEngine(c *Conn) bool {
 	h.engineConns.Add(1)
 	if err := s.d.Register(s); err != nil {
 		c.drop(&causeError{ErrDropped, err})
-		s.Run() // OnOpen, OnClose and the Handler's accounting, here
 	}
+	// The first run here, on net/http's goroutine, which ends after it:
+	// OnOpen, what arrived with the handshake (or OnClose and the
+	// Handler's accounting, if the registration failed).
+	s.d.RunHere()
 	return true
 }
 
 // engineConn takes netConn, a plain TCP connection whose handshake is
 // answered, off Go's poller for the engine: it duplicates the descriptor
-// and closes netConn, which Go then forgets. Anything else, or a failure,
+// (nonblocking already: the flag belongs to the socket, which Go made
+// so) and closes netConn, which Go then forgets. Anything else, or a failure,
 // leaves netConn as it is.
 func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 	tc, ok := netConn.(*net.TCPConn)
@@ -67,10 +71,6 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 		}
 	})
 	if derr != nil {
-		return netConn
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
 		return netConn
 	}
 	s := &engineSocket{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
@@ -312,7 +312,24 @@ func (s *engineSocket) Write(p []byte) (int, error) {
 	return written, err
 }
 
-func (s *engineSocket) Close() error         { return s.d.Close() }
+// Close closes the socket. A connection dropped because its peer stopped
+// reading (a write timed out, a Group found it slow) is reset: a graceful
+// close would wait behind the bytes the peer does not take, keeping the
+// peer's writes blocked. On a goroutine, the unread input such a
+// connection has left does the same.
+func (s *engineSocket) Close() error {
+	if s.c != nil {
+		switch kind, _, _ := causeOf(s.c.CloseCause()); kind {
+		case causeWriteTimeout, causeSlowConsumer:
+			if s.d.Acquire() {
+				syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+				s.d.Release()
+			}
+		}
+	}
+	return s.d.Close()
+}
+
 func (s *engineSocket) LocalAddr() net.Addr  { return s.laddr }
 func (s *engineSocket) RemoteAddr() net.Addr { return s.raddr }
 

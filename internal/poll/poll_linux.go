@@ -101,13 +101,13 @@ const handedOff = math.MaxUint64
 // begin and end bracket a piece of work, for the watchdog. A loop is handed
 // off only while busy: it never waits for events after that.
 func (l *loop) begin() {
-	if !l.retired.Load() {
+	if l != nil && !l.retired.Load() {
 		l.busy.Store(tick.Load() + 1)
 	}
 }
 
 func (l *loop) end() {
-	if l.busy.Swap(0) == handedOff {
+	if l != nil && l.busy.Swap(0) == handedOff {
 		l.retired.Store(true)
 	}
 }
@@ -199,8 +199,8 @@ func (d *Desc) Init(p *Poller, fd int) { d.p, d.fd = p, fd }
 type Runner interface{ Run() }
 
 // Register adds d to its poller: r.Run is called (on a poller goroutine,
-// serialized) once at first, then whenever d may have something to read,
-// has hung up, or was closed.
+// serialized) whenever d may have something to read, has hung up, or was
+// closed. The caller runs it once at first (RunHere).
 func (d *Desc) Register(r Runner) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -220,9 +220,13 @@ func (d *Desc) Register(r Runner) error {
 	if registered.Add(1) == 1 && watching.CompareAndSwap(false, true) {
 		go watch()
 	}
-	d.p.Post(d)
 	return nil
 }
+
+// RunHere runs d's work on the calling goroutine, serialized with its
+// runs on the poller, as Register's first run: what arrived before the
+// registration, the edge of which epoll may not report, is read then.
+func (d *Desc) RunHere() { d.schedule(nil) }
 
 // AfterFunc calls f on d's poller after dur.
 func (d *Desc) AfterFunc(dur time.Duration, f func()) *Timer { return d.p.AfterFunc(dur, f) }
@@ -473,16 +477,19 @@ func (d *Desc) Closed() bool { return d.refs.Load()&1 != 0 }
 // more, to see that it closed.
 func (d *Desc) Close() error {
 	d.mu.Lock()
-	old := d.refs.Or(1)
-	reg := d.registered
-	d.mu.Unlock()
-	if old&1 != 0 {
+	if d.Closed() {
+		d.mu.Unlock()
 		return ErrClosed
 	}
+	// Unregistered while the descriptor is surely open: once closed, its
+	// number may be another connection's.
+	reg := d.registered
 	if reg {
 		table.clear(d.fd, d)
 		syscall.EpollCtl(d.p.epfd, syscall.EPOLL_CTL_DEL, d.fd, nil)
 	}
+	old := d.refs.Or(1)
+	d.mu.Unlock()
 	if old == 0 {
 		syscall.Close(d.fd)
 	}
