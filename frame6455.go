@@ -63,7 +63,8 @@ func readFrameHeader(br frameSource) (frameHeader, error) {
 		}
 		return frameHeader{}, err
 	}
-	h, err := decodeFrameHeader(b)
+	var h frameHeader
+	err = h.decode(b)
 	br.Discard(n)
 	return h, err
 }
@@ -84,9 +85,8 @@ func headerSize(b []byte) int {
 	return n
 }
 
-// decodeFrameHeader decodes a whole frame header, b (headerSize bytes).
-func decodeFrameHeader(b []byte) (frameHeader, error) {
-	var h frameHeader
+// decode decodes a whole frame header, b (headerSize bytes), into h.
+func (h *frameHeader) decode(b []byte) error {
 	h.fin = b[0]&0x80 != 0
 	h.rsv = b[0] >> 4 & 0x7
 	h.op = opcode(b[0] & 0xF)
@@ -97,7 +97,7 @@ func decodeFrameHeader(b []byte) (frameHeader, error) {
 	case 127:
 		l := binary.BigEndian.Uint64(b[2:])
 		if l > math.MaxInt64 {
-			return h, &ProtocolError{StatusProtocolError, "frame length has the most significant bit set"}
+			return &ProtocolError{StatusProtocolError, "frame length has the most significant bit set"}
 		}
 		h.length = int64(l)
 	default:
@@ -106,7 +106,7 @@ func decodeFrameHeader(b []byte) (frameHeader, error) {
 	if h.masked {
 		copy(h.mask[:], b[len(b)-4:])
 	}
-	return h, nil
+	return nil
 }
 
 // maxHeaderSize is the largest header of a frame the server sends; a
@@ -322,8 +322,8 @@ func (h *hybiCodec) ready(b []byte) bool {
 		if len(b) < n {
 			return partial()
 		}
-		hdr, err := decodeFrameHeader(b[:n])
-		if err != nil || h.refusal(hdr) != nil {
+		var hdr frameHeader
+		if err := hdr.decode(b[:n]); err != nil || h.refusal(hdr) != nil {
 			return true
 		}
 		b = b[n:]
@@ -357,7 +357,8 @@ func (h *hybiCodec) invalidText(b []byte) bool {
 	var chunk [256]byte
 	for len(b) >= 2 && len(b) >= headerSize(b) {
 		n := headerSize(b)
-		hdr, _ := decodeFrameHeader(b[:n])
+		var hdr frameHeader
+		hdr.decode(b[:n])
 		b = b[n:]
 		payload := b[:min(int64(len(b)), hdr.length)]
 		b = b[len(payload):]
