@@ -312,19 +312,16 @@ func (s *engineSocket) Write(p []byte) (int, error) {
 	return written, err
 }
 
-// Close closes the socket. A connection dropped because its peer stopped
-// reading (a write timed out, a Group found it slow) is reset: a graceful
-// close would wait behind the bytes the peer does not take, keeping the
-// peer's writes blocked. On a goroutine, the unread input such a
-// connection has left does the same.
+// Close closes the socket. A connection whose write timed out is reset: a
+// graceful close would wait behind the bytes its peer does not take, and
+// a peer that writes without reading would stay blocked. (On a goroutine,
+// the input left unread while the write waited resets it the same way;
+// the engine goes on reading meanwhile.)
 func (s *engineSocket) Close() error {
 	if s.c != nil {
-		switch kind, _, _ := causeOf(s.c.CloseCause()); kind {
-		case causeWriteTimeout, causeSlowConsumer:
-			if s.d.Acquire() {
-				syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
-				s.d.Release()
-			}
+		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout && s.d.Acquire() {
+			syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+			s.d.Release()
 		}
 	}
 	return s.d.Close()
