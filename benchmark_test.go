@@ -116,8 +116,17 @@ func BenchmarkFrameHeader(b *testing.B) {
 
 // BenchmarkHandshake measures whole RFC 6455 handshakes over loopback TCP,
 // from dial to the server's close.
-func BenchmarkHandshake(b *testing.B) {
-	srv := httptest.NewServer(&Handler{Serve: func(c *Conn) {}})
+func BenchmarkHandshake(b *testing.B) { benchHandshake(b, &Handler{Serve: func(c *Conn) {}}) }
+
+// BenchmarkEngineHandshake is a client's handshake and hang-up, served by
+// an echo on a goroutine (Serve) and on the event engine (Events).
+func BenchmarkEngineHandshake(b *testing.B) {
+	b.Run("goroutine", func(b *testing.B) { benchHandshake(b, &Handler{Serve: reusingEcho}) })
+	b.Run("engine", func(b *testing.B) { benchHandshake(b, &Handler{Events: &echoEvents}) })
+}
+
+func benchHandshake(b *testing.B, h *Handler) {
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req := []byte(handshakeRequest(RFC6455, "localhost", "/"))
 	buf := make([]byte, 4096)
@@ -141,27 +150,43 @@ func BenchmarkHandshake(b *testing.B) {
 func BenchmarkEcho(b *testing.B) {
 	for _, d := range []Dialect{RFC6455, Hixie76} {
 		for _, n := range benchSizes {
-			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
-				srv := httptest.NewServer(&Handler{Serve: reusingEcho})
-				defer srv.Close()
-				c := dialDialect(b, srv, d, "/")
-				msg := bytes.Repeat([]byte("x"), n)
-				frame := clientFrame(true, 1, msg)
-				reply := append(appendFrameHeader(nil, true, opText, false, n), msg...)
-				if !d.hybi() {
-					frame = append(append([]byte{0}, msg...), 0xFF)
-					reply = frame
-				}
-				got := make([]byte, len(reply))
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				for b.Loop() {
-					c.write(frame)
-					if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, reply) {
-						b.Fatal(err, len(got))
-					}
-				}
-			})
+			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) { benchEcho(b, &Handler{Serve: reusingEcho}, d, n) })
+		}
+	}
+}
+
+// BenchmarkEngineEcho is BenchmarkEcho side by side on the event engine
+// (Handler.Events) and on a goroutine per connection (Handler.Serve): one
+// client, one message at a time over loopback TCP, the client's work and
+// the server's together.
+func BenchmarkEngineEcho(b *testing.B) {
+	for _, d := range []Dialect{RFC6455, Hixie76} {
+		for _, n := range []int{32, 1 << 10} {
+			b.Run(fmt.Sprintf("%s/%d/goroutine", d, n), func(b *testing.B) { benchEcho(b, &Handler{Serve: reusingEcho}, d, n) })
+			b.Run(fmt.Sprintf("%s/%d/engine", d, n), func(b *testing.B) { benchEcho(b, &Handler{Events: &echoEvents}, d, n) })
+		}
+	}
+}
+
+// benchEcho has a message of n bytes echoed by h, over dialect d.
+func benchEcho(b *testing.B, h *Handler, d Dialect, n int) {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c := dialDialect(b, srv, d, "/")
+	msg := bytes.Repeat([]byte("x"), n)
+	frame := clientFrame(true, 1, msg)
+	reply := append(appendFrameHeader(nil, true, opText, false, n), msg...)
+	if !d.hybi() {
+		frame = append(append([]byte{0}, msg...), 0xFF)
+		reply = frame
+	}
+	got := make([]byte, len(reply))
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.write(frame)
+		if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, reply) {
+			b.Fatal(err, len(got))
 		}
 	}
 }

@@ -246,6 +246,7 @@ func echoServer(t testing.TB, cfg func(*Handler)) (*httptest.Server, *Handler) {
 	if cfg != nil {
 		cfg(h)
 	}
+	inMode(t, h, &echoEvents)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, h

@@ -52,6 +52,9 @@ type codec interface {
 	inMessage() bool
 	// sizeHint guesses how much of the current message remains.
 	sizeHint() int
+	// ready reports whether buffered holds the next message or control
+	// frame whole, or enough to refuse it (for the event engine).
+	ready(buffered []byte) bool
 	// The framing of what Conn writes (called with wmu held): what goes
 	// before and after the payload to make one frame.
 	//

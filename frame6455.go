@@ -51,50 +51,62 @@ type frameSource interface {
 // extension could make valid here; what depends on the connection's state
 // (masking, reserved bits, opcode sequencing) is checked by the caller.
 func readFrameHeader(br frameSource) (frameHeader, error) {
-	var h frameHeader
 	b, err := br.Peek(2)
 	if err != nil {
-		return h, err
+		return frameHeader{}, err
 	}
-	h.fin = b[0]&0x80 != 0
-	h.rsv = b[0] >> 4 & 0x7
-	h.op = opcode(b[0] & 0xF)
-	h.masked = b[1]&0x80 != 0
-	n := 2
-	switch l := b[1] & 0x7F; l {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	default:
-		h.length = int64(l)
-	}
-	if h.masked {
-		n += 4
-	}
+	n := headerSize(b)
 	b, err = br.Peek(n)
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return h, err
+		return frameHeader{}, err
 	}
+	var h frameHeader
+	err = h.decode(b)
+	br.Discard(n)
+	return h, err
+}
+
+// headerSize is the size of the frame header that starts with the two
+// bytes of b.
+func headerSize(b []byte) int {
+	n := 2
 	switch b[1] & 0x7F {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// decode decodes a whole frame header, b (headerSize bytes), into h.
+func (h *frameHeader) decode(b []byte) error {
+	h.fin = b[0]&0x80 != 0
+	h.rsv = b[0] >> 4 & 0x7
+	h.op = opcode(b[0] & 0xF)
+	h.masked = b[1]&0x80 != 0
+	switch l := b[1] & 0x7F; l {
 	case 126:
 		h.length = int64(binary.BigEndian.Uint16(b[2:]))
 	case 127:
 		l := binary.BigEndian.Uint64(b[2:])
 		if l > math.MaxInt64 {
-			br.Discard(n)
-			return h, &ProtocolError{StatusProtocolError, "frame length has the most significant bit set"}
+			return &ProtocolError{StatusProtocolError, "frame length has the most significant bit set"}
 		}
+		h.length = int64(l)
+	default:
 		h.length = int64(l)
 	}
 	if h.masked {
-		copy(h.mask[:], b[n-4:n])
+		copy(h.mask[:], b[len(b)-4:])
 	}
-	br.Discard(n)
-	return h, nil
+	return nil
 }
 
 // maxHeaderSize is the largest header of a frame the server sends; a
@@ -228,40 +240,55 @@ const maxSizeHint = 64 << 10
 func (h *hybiCodec) readHeader() (frameHeader, error) {
 	hdr, err := readFrameHeader(h.c.br)
 	h.c.heardFrame()
-	switch {
-	case err != nil:
+	if err != nil {
 		if pe, ok := err.(*ProtocolError); ok {
 			return hdr, h.c.fail(pe.Code, pe.Reason)
 		}
 		return hdr, err
+	}
+	if pe := h.refusal(hdr); pe != nil {
+		return hdr, h.c.fail(pe.Code, pe.Reason)
+	}
+	if hdr.op.control() {
+		return hdr, h.readControl(hdr)
+	}
+	return hdr, nil
+}
+
+func (op opcode) control() bool { return op >= opClose }
+
+// refusal is why a frame with header hdr fails the connection, whatever
+// the message in progress, or nil.
+func (h *hybiCodec) refusal(hdr frameHeader) *ProtocolError {
+	switch {
 	case hdr.rsv&^rsv1 != 0:
-		return hdr, h.c.fail(StatusProtocolError, "RSV2 or RSV3 set: no extension defines them")
+		return &ProtocolError{StatusProtocolError, "RSV2 or RSV3 set: no extension defines them"}
 	case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
 		// permessage-deflate sets RSV1 on a message's first frame only.
-		return hdr, h.c.fail(StatusProtocolError, "RSV1 set with no extension defining it on this frame")
+		return &ProtocolError{StatusProtocolError, "RSV1 set with no extension defining it on this frame"}
 	case hdr.masked == h.c.client:
 		if h.c.client {
-			return hdr, h.c.fail(StatusProtocolError, "masked server frame")
+			return &ProtocolError{StatusProtocolError, "masked server frame"}
 		}
-		return hdr, h.c.fail(StatusProtocolError, "unmasked client frame")
+		return &ProtocolError{StatusProtocolError, "unmasked client frame"}
 	}
 	switch hdr.op {
 	case opContinuation, opText, opBinary:
-		return hdr, nil
+		return nil
 	case opClose, opPing, opPong:
-		return hdr, h.readControl(hdr)
+		switch {
+		case !hdr.fin:
+			return &ProtocolError{StatusProtocolError, "fragmented control frame"}
+		case hdr.length > maxControlPayload:
+			return &ProtocolError{StatusProtocolError, "control frame payload over 125 bytes"}
+		}
+		return nil
 	}
-	return hdr, h.c.fail(StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op)))
+	return &ProtocolError{StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op))}
 }
 
 // readControl reads a control frame into h.ctl and returns errControl.
 func (h *hybiCodec) readControl(hdr frameHeader) error {
-	switch {
-	case !hdr.fin:
-		return h.c.fail(StatusProtocolError, "fragmented control frame")
-	case hdr.length > maxControlPayload:
-		return h.c.fail(StatusProtocolError, "control frame payload over 125 bytes")
-	}
 	// Copied out of the read buffer before it is acted on (which may close
 	// the connection and drain that buffer): an allocation per control
 	// frame rather than 125 bytes held by every connection.
@@ -274,6 +301,80 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 	maskCopy(hdr.mask, 0, h.ctl[1:], buffered)
 	h.c.br.Discard(len(buffered))
 	return errControl
+}
+
+// ready reports whether b, what is buffered, holds all that next and read
+// take to reach the end of the next message (the control frames among its
+// frames included: a ping inside a message is answered once the message is
+// whole), or of a control frame before it, or of a close that cuts it
+// short, or enough of it to refuse it: the event engine runs the codec only
+// then, so that it never waits for the socket.
+func (h *hybiCodec) ready(b []byte) bool {
+	buffered := b
+	var raw int64 // of the message's frames so far
+	inMessage, compressed, text := false, false, false
+	// partial is the answer for a message not buffered whole: ready if
+	// its text is invalid already (UTF-8 fails fast, as it does when
+	// read from the socket).
+	partial := func() bool { return inMessage && text && !compressed && h.invalidText(buffered) }
+	for len(b) >= 2 {
+		n := headerSize(b)
+		if len(b) < n {
+			return partial()
+		}
+		var hdr frameHeader
+		if err := hdr.decode(b[:n]); err != nil || h.refusal(hdr) != nil {
+			return true
+		}
+		b = b[n:]
+		switch {
+		case hdr.op.control():
+		case (hdr.op == opContinuation) != inMessage:
+			return true // out of sequence: refused
+		case !inMessage:
+			inMessage, compressed, text = true, hdr.rsv&rsv1 != 0, hdr.op == opText
+		}
+		if !hdr.op.control() && h.tooLong(hdr.length, raw, compressed) {
+			return true
+		}
+		if int64(len(b)) < hdr.length {
+			return partial()
+		}
+		b = b[hdr.length:]
+		raw += hdr.length
+		// A close ends the message cut short: read answers it.
+		if !inMessage || hdr.op == opClose || !hdr.op.control() && hdr.fin {
+			return true
+		}
+	}
+	return partial()
+}
+
+// invalidText reports whether the text message that b starts with, of
+// which the start only is buffered, is invalid UTF-8 already.
+func (h *hybiCodec) invalidText(b []byte) bool {
+	var v utf8Validator
+	var chunk [256]byte
+	for len(b) >= 2 && len(b) >= headerSize(b) {
+		n := headerSize(b)
+		var hdr frameHeader
+		hdr.decode(b[:n])
+		b = b[n:]
+		payload := b[:min(int64(len(b)), hdr.length)]
+		b = b[len(payload):]
+		if hdr.op.control() {
+			continue
+		}
+		for pos := 0; len(payload) > 0; {
+			k := min(len(payload), len(chunk))
+			pos = maskCopy(hdr.mask, pos, chunk[:k], payload[:k])
+			if !v.write(chunk[:k]) {
+				return true
+			}
+			payload = payload[k:]
+		}
+	}
+	return false
 }
 
 // answer acts on the control frame that readHeader kept: it pongs a ping,
@@ -348,20 +449,28 @@ func (h *hybiCodec) next() (MessageType, error) {
 func compressedSlack(limit int64) int64 { return limit/16 + 1024 }
 
 func (h *hybiCodec) startFrame(hdr frameHeader) error {
-	if limit := h.c.readLimit.Load(); limit >= 0 {
-		room := limit - h.raw // compared, not added: a length may be near 2^63
-		if h.compressed {
-			room += compressedSlack(limit)
-		}
-		if hdr.length > room {
-			return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
-		}
+	if h.tooLong(hdr.length, h.raw, h.compressed) {
+		return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.c.readLimit.Load()))
 	}
 	h.fin = hdr.fin
 	h.remaining = hdr.length
 	h.mask = hdr.mask
 	h.maskPos = 0
 	return nil
+}
+
+// tooLong reports whether a frame of length, after raw bytes of its
+// message's payload, takes the message over the read limit.
+func (h *hybiCodec) tooLong(length, raw int64, compressed bool) bool {
+	limit := h.c.readLimit.Load()
+	if limit < 0 {
+		return false
+	}
+	room := limit - raw // compared, not added: a length may be near 2^63
+	if compressed {
+		room += compressedSlack(limit)
+	}
+	return length > room
 }
 
 // read reads the message's content: its payload, inflated if compressed.

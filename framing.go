@@ -77,14 +77,65 @@ func (x *hixieCodec) readLength() (int64, error) {
 		if err != nil {
 			return 0, unexpected(err)
 		}
-		length = length<<7 | int64(b&0x7F)
-		if x.c.overLimit(length) || length > 1<<48 {
+		var more, tooLong bool
+		if length, more, tooLong = x.lengthByte(length, b); tooLong {
 			return 0, x.c.fail(StatusMessageTooBig, "length-prefixed frame exceeds the read limit")
 		}
-		if b&0x80 == 0 {
+		if !more {
 			return length, nil
 		}
 	}
+}
+
+// lengthByte adds b, the next 7-bit group of a length-prefixed frame's
+// length, to length: whether more groups follow, and whether the length
+// is over the read limit already.
+func (x *hixieCodec) lengthByte(length int64, b byte) (_ int64, more, tooLong bool) {
+	length = length<<7 | int64(b&0x7F)
+	return length, b&0x80 != 0, x.c.overLimit(length) || length > 1<<48
+}
+
+// ready reports whether b, what is buffered, holds all that next and read
+// take to reach the end of the next text message (the frames skipped
+// before it included), or of the close, or enough to refuse them: the
+// event engine runs the codec only then, so that it never waits for the
+// socket.
+func (x *hixieCodec) ready(b []byte) bool {
+	for len(b) > 0 {
+		typ := b[0]
+		if typ&0x80 == 0 { // sentinel-framed: text, or skipped
+			end := bytes.IndexByte(b[1:], 0xFF)
+			if end < 0 {
+				// Invalid text fails fast, as it does when read from the socket.
+				var v utf8Validator
+				return x.c.overLimit(int64(len(b)-1)) || typ == 0x00 && !v.write(b[1:])
+			}
+			if typ == 0x00 || x.c.overLimit(int64(end)) {
+				return true
+			}
+			b = b[2+end:]
+			continue
+		}
+		var length int64
+		n := 1
+		for more := true; more; n++ {
+			if n == len(b) {
+				return false
+			}
+			var tooLong bool
+			if length, more, tooLong = x.lengthByte(length, b[n]); tooLong {
+				return true
+			}
+		}
+		if typ == 0xFF && length == 0 && x.c.dialect == Hixie76 {
+			return true // the close
+		}
+		if int64(len(b)-n) < length {
+			return false
+		}
+		b = b[n+int(length):]
+	}
+	return false
 }
 
 func (x *hixieCodec) skipToSentinel() error {

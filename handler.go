@@ -66,6 +66,15 @@ type Handler struct {
 	// cause (Conn.CloseCause) unless another came first.
 	Serve func(*Conn)
 
+	// Events, when set, serves each connection through its callbacks
+	// instead of Serve, which is then not called. On Linux, a plain TCP
+	// connection then runs on the event engine: after the handshake it
+	// holds no goroutine and no read buffer while idle, and the
+	// callbacks run on the engine's pollers (see Events). Connections over
+	// TLS or HTTP/2, and every connection elsewhere than on Linux, run the
+	// same callbacks on a goroutine of their own.
+	Events *Events
+
 	// Origins lists the origins allowed to connect: full origins
 	// ("https://example.com:8443") or host patterns matched with path.Match
 	// ("*.example.com", "localhost:8080"); "*" allows any. When empty, an
@@ -141,6 +150,7 @@ type Handler struct {
 	shuttingDown bool
 	serving      sync.WaitGroup // handshakes and callbacks in progress
 	accepted     atomic.Uint64
+	engineConns  atomic.Int64
 	refused      [numRefusals]atomic.Uint64
 	closes       [numCauses]atomic.Uint64
 
@@ -152,6 +162,7 @@ type Handler struct {
 type Stats struct {
 	Accepted uint64   `json:"accepted"` // handshakes completed
 	Active   int      `json:"active"`   // connections open now
+	Engine   int      `json:"engine"`   // of which on the event engine
 	Refused  Refusals `json:"refused"`
 	Closed   Closes   `json:"closed"`
 
@@ -234,6 +245,7 @@ func (h *Handler) Stats() Stats {
 		Active:        active,
 		AcceptedHTTP2: h.acceptedHTTP2.Load(),
 		ActiveHTTP2:   int(h.activeHTTP2.Load()),
+		Engine:        int(h.engineConns.Load()),
 		Refused: Refusals{
 			NotWebSocket: r[refNotWebSocket].Load(),
 			BadHandshake: r[refBadHandshake].Load(),
@@ -269,8 +281,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Fallback.ServeHTTP(w, r)
 		return
 	}
-	if ref == nil && h.Serve == nil {
-		http.Error(w, "websocket: Handler.Serve is nil", http.StatusInternalServerError)
+	if ref == nil && h.Serve == nil && h.Events == nil {
+		http.Error(w, "websocket: Handler.Serve and Handler.Events are nil", http.StatusInternalServerError)
 		return
 	}
 	if ref == nil && !h.begin() {
@@ -303,9 +315,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c := newConn(netConn, brw, hs, r, h)
+	c := newConn(h.engineConn(netConn), brw, hs, r, h)
 	h.track(c)
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
+	if h.Events != nil && h.onEngine(c) {
+		return
+	}
 	// Serve runs on a goroutine of its own, so that this one returns and
 	// net/http lets go of what it kept for the request (its buffers, a
 	// stack grown by the parsing): an idle connection costs a few KB.
@@ -327,18 +342,28 @@ func (h *Handler) serve(c *Conn) {
 func (h *Handler) run(c *Conn) (cause *LocalCloseError) {
 	defer func() {
 		if p := recover(); p != nil {
-			cause = &LocalCloseError{Code: StatusInternalError, Panic: p}
-			stack := make([]byte, 16<<10)
-			stack = stack[:runtime.Stack(stack, false)]
-			if h.Logger != nil {
-				h.logConn(slog.LevelError, "panic in Serve", c, slog.Any("panic", p), slog.String("stack", string(stack)))
-			} else {
-				log.Printf("websocket: panic serving %s: %v\n%s", c.RemoteAddr(), p, stack)
-			}
+			cause = h.panicked(c, p)
 		}
 	}()
-	h.Serve(c)
+	if h.Events != nil {
+		h.Events.run(c, true)
+	} else {
+		h.Serve(c)
+	}
 	return &LocalCloseError{Code: StatusNormalClosure}
+}
+
+// panicked logs the panic p of a callback serving c (called by the
+// deferred recover) and returns the cause of the close it earns: 1011.
+func (h *Handler) panicked(c *Conn, p any) *LocalCloseError {
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	if h.Logger != nil {
+		h.logConn(slog.LevelError, "panic in Serve", c, slog.Any("panic", p), slog.String("stack", string(stack)))
+	} else {
+		log.Printf("websocket: panic serving %s: %v\n%s", c.RemoteAddr(), p, stack)
+	}
+	return &LocalCloseError{Code: StatusInternalError, Panic: p}
 }
 
 // closed counts c's close by cause, forgets c and logs why it closed, after

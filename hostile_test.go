@@ -258,6 +258,7 @@ func hosIsTooBig(err error) bool {
 func TestHostileSlowHeaders(t *testing.T) {
 	const readHeaderTimeout = 300 * time.Millisecond
 	h := &Handler{Serve: echoMessages}
+	inMode(t, h, &echoEvents)
 	srv := hosStart(t, h, func(s *http.Server) { s.ReadHeaderTimeout = readHeaderTimeout }, false)
 	base := runtime.NumGoroutine()
 	addr := srv.Listener.Addr().String()
@@ -323,6 +324,7 @@ func TestHostileSlowHeaders(t *testing.T) {
 func TestHostileHixie76Key3Trickle(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	h := &Handler{Serve: echoMessages, HandshakeTimeout: timeout}
+	inMode(t, h, &echoEvents)
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 
@@ -368,6 +370,7 @@ func TestHostileHixie76Key3Trickle(t *testing.T) {
 func TestHostileHixieAnswerNeverRead(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	h := &Handler{Serve: echoMessages, HandshakeTimeout: timeout}
+	inMode(t, h, &echoEvents)
 	srv := hosStart(t, h, func(s *http.Server) { s.MaxHeaderBytes = 16 << 20 }, false)
 	base := runtime.NumGoroutine()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -403,6 +406,7 @@ func TestHostileHixieAnswerNeverRead(t *testing.T) {
 func TestHostileHixieUnterminated(t *testing.T) {
 	rec := newHosRecorder()
 	h := &Handler{Serve: hosRouted(rec.serve), ReadLimit: 1024, CloseTimeout: 300 * time.Millisecond}
+	inMode(t, h, hosRoutedEvents(rec.events(true)))
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 	for _, d := range []Dialect{Hixie75, Hixie76} {
@@ -452,6 +456,7 @@ func TestHostileHixieHugeLength(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newHosRecorder()
 			h := &Handler{Serve: hosRouted(rec.serve), ReadLimit: tc.limit, CloseTimeout: 300 * time.Millisecond}
+			inMode(t, h, hosRoutedEvents(rec.events(true)))
 			srv := hosStart(t, h, nil, false)
 			base := runtime.NumGoroutine()
 			for _, d := range []Dialect{Hixie75, Hixie76} {
@@ -496,6 +501,7 @@ func TestHostileHixieHugeLength(t *testing.T) {
 func TestHostileHybiOverLimit(t *testing.T) {
 	rec := newHosRecorder()
 	h := &Handler{Serve: hosRouted(rec.serve), ReadLimit: 1024, CloseTimeout: 300 * time.Millisecond}
+	inMode(t, h, hosRoutedEvents(rec.events(true)))
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 	big := bytes.Repeat([]byte("b"), 2048)
@@ -577,6 +583,7 @@ func TestHostileFlood(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newHosRecorder()
 			h := &Handler{Serve: hosRouted(rec.serve), WriteTimeout: writeTimeout}
+			inMode(t, h, hosRoutedEvents(rec.events(true)))
 			srv := hosStart(t, h, hosSmallBuffers, false)
 			base := runtime.NumGoroutine()
 
@@ -766,6 +773,7 @@ func TestHostileSlowReaderCatchesUp(t *testing.T) {
 func TestHostileDropMidMessage(t *testing.T) {
 	rec := newHosRecorder()
 	h := &Handler{Serve: hosRouted(rec.readOnly)}
+	inMode(t, h, hosRoutedEvents(rec.events(false)))
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 	frame := clientFrame(true, 1, bytes.Repeat([]byte("m"), 100))
@@ -918,6 +926,7 @@ func TestHostileGarbage(t *testing.T) {
 // well-behaved ones got every message echoed, in order.
 func TestHostileManyConnections(t *testing.T) {
 	h := &Handler{Serve: echoMessages, ReadLimit: 4096, CloseTimeout: 300 * time.Millisecond}
+	inMode(t, h, &echoEvents)
 	srv := hosStart(t, h, nil, false)
 	base := runtime.NumGoroutine()
 	const n = 60

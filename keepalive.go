@@ -24,7 +24,7 @@ type keepalive struct {
 	heard                 atomic.Uint64 // frames received
 
 	mu        sync.Mutex
-	timer     *time.Timer
+	timer     keepaliveTimer
 	seen      uint64    // heard when last looked at
 	lastHeard time.Time // when a change of heard was noticed
 	pingSent  time.Time // zero when no ping awaits its answer
@@ -51,7 +51,24 @@ func startKeepalive(c *Conn, cfg connConfig) {
 	c.keepalive = k // before the timer can fire and read it
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.timer = time.AfterFunc(k.next(0), k.fire)
+	if ts, ok := c.netConn.(timerSource); ok {
+		k.timer = ts.afterFunc(k.next(0), k.fire)
+	} else {
+		k.timer = time.AfterFunc(k.next(0), k.fire)
+	}
+}
+
+// keepaliveTimer is a *time.Timer, or a timer of the event engine's.
+type keepaliveTimer interface {
+	Reset(time.Duration) bool
+	Stop() bool
+}
+
+// timerSource is a transport with timers of its own: the event engine's
+// share its poller's wait, where a time.Timer each would cost a runtime
+// timer per connection.
+type timerSource interface {
+	afterFunc(time.Duration, func()) keepaliveTimer
 }
 
 // minCheck keeps a misconfigured tiny interval from spinning.

@@ -58,6 +58,7 @@ func TestKeepalivePingsAnswered(t *testing.T) {
 			rec := newHosRecorder()
 			// PongTimeout leaves the client time to answer on a loaded machine.
 			h := &Handler{Serve: rec.serve, PingInterval: interval, PongTimeout: 3 * interval}
+			inMode(t, h, rec.events(true))
 			srv := hosStart(t, h, nil, false)
 			c := dialDialect(t, srv, d, "/")
 			start := time.Now()
@@ -113,6 +114,7 @@ func TestKeepalivePongTimeout(t *testing.T) {
 			t.Parallel()
 			rec := newHosRecorder()
 			h := &Handler{Serve: hosRouted(rec.serve), PingInterval: tc.interval, PongTimeout: tc.pongTimeout}
+			inMode(t, h, hosRoutedEvents(rec.events(true)))
 			srv := hosStart(t, h, nil, false)
 			c := dialDialect(t, srv, RFC6455, "/dead")
 			start := time.Now()
@@ -151,6 +153,7 @@ func TestKeepaliveActivity(t *testing.T) {
 			t.Parallel()
 			rec := newHosRecorder()
 			h := &Handler{Serve: rec.serve, PingInterval: interval, PongTimeout: 2 * interval}
+			inMode(t, h, rec.events(true))
 			srv := hosStart(t, h, nil, false)
 			c := dialDialect(t, srv, RFC6455, "/")
 			frames := kaFrames(c)
@@ -215,6 +218,7 @@ func TestKeepaliveSlowLargeFrame(t *testing.T) {
 			t.Parallel()
 			rec := newHosRecorder()
 			h := &Handler{Serve: rec.serve}
+			inMode(t, h, rec.events(true))
 			tc.cfg(h)
 			srv := hosStart(t, h, nil, false)
 			c := dialDialect(t, srv, tc.d, "/")
@@ -268,6 +272,7 @@ func TestKeepaliveSlowLargeFrame(t *testing.T) {
 // does not drop them.
 func TestKeepaliveNoPingsOnHixie(t *testing.T) {
 	h := &Handler{Serve: echoMessages, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond}
+	inMode(t, h, &echoEvents)
 	srv := hosStart(t, h, nil, false)
 	var wg sync.WaitGroup
 	for _, d := range []Dialect{Hixie75, Hixie76} {
@@ -314,6 +319,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Parallel()
 			rec := newHosRecorder()
 			h := &Handler{Serve: rec.serve, IdleTimeout: idle, CloseTimeout: closeTimeout}
+			inMode(t, h, rec.events(true))
 			srv := hosStart(t, h, nil, false)
 			c := dialDialect(t, srv, tc.d, "/")
 			start := time.Now()

@@ -104,7 +104,8 @@ func idleConnectionMemory(t *testing.T, tc *idleCase) {
 		go srv.Serve(ln)
 		defer srv.Close()
 		addr = ln.Addr().String()
-		open = bareClients(t, addr, tc.offer)
+		bare := bareClients(t, addr, tc.offer)
+		open = func(n int) { bare(n) }
 	}
 	conns := 1000
 	if tc.conns != 0 {
@@ -162,8 +163,9 @@ func idleExchange(t testing.TB, addr, offer string) (out [][]byte, want []string
 }
 
 // bareClients opens connections from bare sockets, which put nothing on
-// the test's heap; they are closed when the test ends.
-func bareClients(t *testing.T, addr, offer string) func(n int) {
+// the test's heap, and returns their descriptors; they are closed when the
+// test ends, if not before.
+func bareClients(t *testing.T, addr, offer string) func(n int) []int {
 	out, want := idleExchange(t, addr, offer)
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
@@ -199,7 +201,7 @@ func bareClients(t *testing.T, addr, offer string) func(n int) {
 			syscall.Close(fd)
 		}
 	})
-	return func(n int) {
+	return func(n int) []int {
 		fds = slices.Grow(fds, n) // before measuring
 		for range n {
 			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -216,6 +218,7 @@ func bareClients(t *testing.T, addr, offer string) func(n int) {
 				exchange(fd, out[i], want[i])
 			}
 		}
+		return fds[len(fds)-n:]
 	}
 }
 

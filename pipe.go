@@ -15,10 +15,11 @@ import (
 )
 
 // Pipe connects a client to h in memory, without a socket, and returns
-// the client's end: h.Serve runs on the server's end, on a goroutine of
-// its own, as for a connection ServeHTTP accepted (closed with 1000 when
-// Serve returns, 1011 if it panics; counted in h.Stats, closed by
-// h.Shutdown). So a test drives the Serve it tests as a client would.
+// the client's end: h.Serve (or h.Events' callbacks) runs on the server's
+// end, on a goroutine of its own, as for a connection ServeHTTP accepted
+// (closed with 1000 when Serve returns, 1011 if it panics; counted in
+// h.Stats, closed by h.Shutdown). So a test drives the Serve it tests as
+// a client would.
 //
 // The two ends speak the protocol in full: opts.Dialect's framing (the
 // client masks), fragmentation, control frames and the close handshake,
@@ -40,8 +41,8 @@ func Pipe(h *Handler, opts *DialOptions) (*Conn, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case h == nil || h.Serve == nil:
-		return nil, errors.New("websocket: Pipe: Handler.Serve is nil")
+	case h == nil || h.Serve == nil && h.Events == nil:
+		return nil, errors.New("websocket: Pipe: Handler.Serve and Handler.Events are nil")
 	case !h.begin():
 		return nil, fmt.Errorf("websocket: Pipe: %w", ErrShutdown)
 	}

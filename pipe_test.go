@@ -179,8 +179,8 @@ func TestPipeErrors(t *testing.T) {
 		opts *DialOptions
 		want string
 	}{
-		{&Handler{}, nil, "Serve is nil"},
-		{nil, nil, "Serve is nil"},
+		{&Handler{}, nil, "Serve and Handler.Events are nil"},
+		{nil, nil, "Serve and Handler.Events are nil"},
 		{h, &DialOptions{Dialect: 9}, "cannot dial Dialect(9)"},
 		{h, &DialOptions{Dialect: Hixie76, Subprotocols: []string{"a", "b"}}, "offers one subprotocol"},
 		{h, &DialOptions{Header: http.Header{"Sec-Websocket-Key": {"x"}}}, "may not set"},
@@ -257,5 +257,31 @@ func TestPipeLeaks(t *testing.T) {
 	waitGoroutines(t, "every pipe closed", base)
 	if s := h.Stats(); s.Active != 0 || s.Accepted != 100 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestPipeEvents: a Handler that serves through Events serves a Pipe too,
+// its callbacks on the server end's goroutine.
+func TestPipeEvents(t *testing.T) {
+	closed := make(chan error, 1)
+	h := &Handler{Events: &Events{
+		OnOpen:    func(c *Conn) { c.WriteText("hello") },
+		OnMessage: func(c *Conn, typ MessageType, msg []byte) { c.WriteMessage(typ, append([]byte("echo: "), msg...)) },
+		OnClose:   func(c *Conn, err error) { closed <- err },
+	}}
+	c, err := Pipe(h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteText("x")
+	for _, want := range []string{"hello", "echo: x"} {
+		if _, msg, err := c.ReadMessage(); string(msg) != want {
+			t.Fatalf("read %q, %v; want %q", msg, err, want)
+		}
+	}
+	c.Close(StatusNormalClosure, "")
+	var ce *CloseError
+	if err := <-closed; !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
+		t.Fatalf("OnClose got %v", err)
 	}
 }

@@ -74,7 +74,9 @@ func readBufPool(size int) *sync.Pool {
 func (cr *connReader) acquire() { cr.buf = readBufPool(cr.bufSize()).Get().(*[]byte) }
 
 func (cr *connReader) release() {
-	readBufPool(len(*cr.buf)).Put(cr.buf)
+	if n := len(*cr.buf); n == smallReadBuf || n == largeReadBuf { // not the engine's tail
+		readBufPool(n).Put(cr.buf)
+	}
 	cr.buf, cr.r, cr.w = nil, 0, 0
 }
 

@@ -129,6 +129,7 @@ func TestSoak(t *testing.T) {
 		HandshakeTimeout: 10 * time.Second,
 		CloseTimeout:     10 * time.Second,
 	}
+	inMode(t, h, &echoEvents)
 	srv := httptest.NewServer(h)
 	serverClosed := false
 	defer func() {

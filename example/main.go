@@ -3,6 +3,9 @@
 // pushes the server's time (one timer for all its clients) and echoes;
 // /echo; and /chat, a chat room. Every endpoint speaks every dialect from
 // draft-hixie-75 to RFC 6455, so old and new clients meet in the same room.
+// /test and /chat serve through callbacks (Handler.Events), which on Linux
+// run on the event engine: an idle client holds no goroutine there.
+//
 // Over HTTPS (-tls-cert and -tls-key, or -tls-self-signed) a browser opens
 // its WebSockets over HTTP/2 (RFC 8441), and over HTTP/1.1 as well.
 package main
@@ -69,7 +72,7 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		Origins:     cfg.origins,
 		Logger:      cfg.logger.With("endpoint", "/test"),
 		Compression: &websocket.CompressionOptions{ContextTakeover: true}, // the echoes may repeat themselves
-		Serve:       func(c *websocket.Conn) { serveTest(c, pushed, cfg) },
+		Events:      testEvents(pushed, cfg),
 	}
 	tickCtx, stopTicking := context.WithCancel(context.Background())
 	var ticking sync.WaitGroup
@@ -81,7 +84,7 @@ func newServer(cfg config) (http.Handler, func(context.Context) error) {
 		Logger:      cfg.logger.With("endpoint", "/chat"),
 		ReadLimit:   64 << 10, // chat lines, not files
 		Compression: &websocket.CompressionOptions{},
-		Serve:       room.serve,
+		Events:      room.events(),
 	}
 	echo := &websocket.Handler{
 		Origins:   cfg.origins,
@@ -175,28 +178,27 @@ type endpointStats struct {
 	Group *websocket.GroupStats `json:"group,omitempty"`
 }
 
-// serveTest is the classic demo: a greeting, then the server's time every
-// interval, pushed to every client of /test at once by pushed's ticker, and
-// each message the client sends logged and echoed back unchanged.
-func serveTest(c *websocket.Conn, pushed *websocket.Group, cfg config) {
-	c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per client
-	if c.WriteText(greeting) != nil {
-		return
-	}
-	pushed.Add(c) // after the greeting, which comes first; it leaves on close
-	for {
-		typ, msg, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		if typ == websocket.TextMessage {
-			cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "text", string(msg))
-		} else {
-			cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "binary_bytes", len(msg))
-		}
-		if c.WriteMessage(typ, msg) != nil {
-			return
-		}
+// testEvents is /test, the classic demo: a greeting, then the server's
+// time every interval, pushed to every client of /test at once by pushed's
+// ticker, and each message the client sends logged and echoed back
+// unchanged. On the event engine (Linux, plain TCP), an idle client holds
+// no goroutine.
+func testEvents(pushed *websocket.Group, cfg config) *websocket.Events {
+	return &websocket.Events{
+		OnOpen: func(c *websocket.Conn) {
+			c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per client
+			if c.WriteText(greeting) == nil {
+				pushed.Add(c) // after the greeting, which comes first; it leaves on close
+			}
+		},
+		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			if typ == websocket.TextMessage {
+				cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "text", string(msg))
+			} else {
+				cfg.logger.Info("message received", "remote", c.RemoteAddr().String(), "binary_bytes", len(msg))
+			}
+			c.WriteMessage(typ, msg) // fails only on a broken connection, which ends it
+		},
 	}
 }
 
@@ -206,40 +208,55 @@ func serveTest(c *websocket.Conn, pushed *websocket.Group, cfg config) {
 type chatRoom struct {
 	members websocket.Group // the defaults: a member is disconnected once its 1 MiB queue has stayed full for 5 s
 	users   atomic.Int64    // numbers the members' names
+	names   sync.Map        // *websocket.Conn → its member's name
 	logger  *slog.Logger
 }
 
-// serve runs one member: a welcome that tells it its name, the join notice
-// to all, then each message it sends relayed to all, until it leaves.
-func (room *chatRoom) serve(c *websocket.Conn) {
-	c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per member
-	name := fmt.Sprintf("user %d", room.users.Add(1))
-	others := room.members.Len()
-	if c.WriteText(fmt.Sprintf("Welcome to the chat, %s! %d other(s) here.", name, others)) != nil {
-		return
-	}
-	room.members.Add(c)
-	room.members.BroadcastText(name + " joined")
-	defer func() {
-		room.members.Remove(c)
-		room.members.BroadcastText(name + " left")
-	}()
-	for {
-		typ, msg, err := c.ReadMessage()
-		if err != nil {
+// events runs the members: a welcome that tells each its name, the join
+// notice to all, then each message it sends relayed to all, until it
+// leaves.
+func (room *chatRoom) events() *websocket.Events {
+	return &websocket.Events{
+		OnOpen: func(c *websocket.Conn) {
+			c.ReleaseRequest() // nothing needed from it: about 1.9 KB less per member
+			name := fmt.Sprintf("user %d", room.users.Add(1))
+			others := room.members.Len()
+			if c.WriteText(fmt.Sprintf("Welcome to the chat, %s! %d other(s) here.", name, others)) != nil {
+				return
+			}
+			room.names.Store(c, name)
+			room.members.Add(c)
+			room.members.BroadcastText(name + " joined")
+		},
+		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			name := room.name(c)
+			if typ == websocket.BinaryMessage {
+				// Hixie members can receive text only: tell everyone instead.
+				room.members.BroadcastText(fmt.Sprintf("%s sent %d bytes of binary data", name, len(msg)))
+				return
+			}
+			room.logger.Info("chat message", "remote", c.RemoteAddr().String(), "user", name, "text", string(msg))
+			room.members.BroadcastText(name + ": " + string(msg))
+		},
+		OnClose: func(c *websocket.Conn, err error) {
+			name, joined := room.names.LoadAndDelete(c)
+			if !joined {
+				return
+			}
 			if errors.Is(err, websocket.ErrSlowConsumer) {
 				room.logger.Warn("disconnected: too slow for the room", "remote", c.RemoteAddr().String(), "user", name)
 			}
-			return
-		}
-		if typ == websocket.BinaryMessage {
-			// Hixie members can receive text only: tell everyone instead.
-			room.members.BroadcastText(fmt.Sprintf("%s sent %d bytes of binary data", name, len(msg)))
-			continue
-		}
-		room.logger.Info("chat message", "remote", c.RemoteAddr().String(), "user", name, "text", string(msg))
-		room.members.BroadcastText(name + ": " + string(msg))
+			room.members.Remove(c)
+			room.members.BroadcastText(name.(string) + " left")
+		},
 	}
+}
+
+// name is the name of c's member.
+func (room *chatRoom) name(c *websocket.Conn) string {
+	name, _ := room.names.Load(c)
+	s, _ := name.(string)
+	return s
 }
 
 func main() {

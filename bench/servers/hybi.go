@@ -71,9 +71,8 @@ func broadcastHybi(ln net.Listener) error {
 }
 
 // serveHybiEv is this library's echo on callbacks: OnMessage writes each
-// message back. With Handler.Events (issue 19) the connection is served by
-// the event engine, with no goroutine while idle; until that lands it runs
-// through Events.Serve, the same callbacks on the connection's goroutine.
+// message back. With Handler.Events the connection is served by the event
+// engine, with no goroutine while idle.
 // OnOpen releases the handshake request, as serveHybi does.
 func serveHybiEv(ln net.Listener, mode Mode) error {
 	ev := websocket.Events{
@@ -83,7 +82,7 @@ func serveHybiEv(ln net.Listener, mode Mode) error {
 		},
 	}
 	h := &websocket.Handler{ReadLimit: ReadLimit, Compression: hybiCompression(mode),
-		Serve: ev.Serve} // at the engine's merge: Events: &ev
+		Events: &ev}
 	return httpServe(ln, h)
 }
 
@@ -98,7 +97,7 @@ func broadcastHybiEv(ln net.Listener) error {
 		},
 	}
 	h := &websocket.Handler{ReadLimit: ReadLimit,
-		Serve: ev.Serve} // at the engine's merge: Events: &ev
+		Events: &ev}
 	return httpServe(ln, broadcastMux(h, g.Len, func(msg []byte) error {
 		return g.Broadcast(websocket.BinaryMessage, msg)
 	}))

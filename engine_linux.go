@@ -1,0 +1,389 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hybi/websocket/internal/poll"
+)
+
+// engineSocket is a plain TCP connection taken off Go's poller after the
+// handshake: a descriptor of its own (a duplicate of the one net/http
+// had) registered with one of the engine's pollers. As a net.Conn, its
+// reads and writes wait for the poller's events when they must; the
+// engine's own reads never wait (Run).
+type engineSocket struct {
+	d            poll.Desc
+	laddr, raddr net.Addr
+	c            *Conn
+	h            *Handler
+	opened       time.Time
+	rerr         error // how the socket's input ended: io.EOF or the read's error (Run)
+	started      bool  // OnOpen has run (Run)
+	ended        bool  // OnClose has run (Run)
+}
+
+// onEngine moves c, whose socket the Handler took off Go's poller
+// (engineConn), to the engine.
+func (h *Handler) onEngine(c *Conn) bool {
+	s, ok := c.netConn.(*engineSocket)
+	if !ok {
+		return false
+	}
+	s.c, s.h, s.opened = c, h, time.Now()
+	h.engineConns.Add(1)
+	if err := s.d.Register(s); err != nil {
+		c.drop(&causeError{ErrDropped, err})
+	}
+	// The first run here, on net/http's goroutine, which ends after it:
+	// OnOpen, what arrived with the handshake (or OnClose and the
+	// Handler's accounting, if the registration failed).
+	s.d.RunHere()
+	return true
+}
+
+// engineConn takes netConn, a plain TCP connection whose handshake is
+// answered, off Go's poller for the engine: it duplicates the descriptor
+// (nonblocking already: the flag belongs to the socket, which Go made
+// so) and closes netConn, which Go then forgets. Anything else, or a failure,
+// leaves netConn as it is.
+func (h *Handler) engineConn(netConn net.Conn) net.Conn {
+	tc, ok := netConn.(*net.TCPConn)
+	if h.Events == nil || !ok {
+		return netConn
+	}
+	p, err := poll.Pick()
+	if err != nil {
+		return netConn
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return netConn
+	}
+	fd, derr := -1, error(nil)
+	raw.Control(func(s uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if fd = int(r); errno != 0 {
+			derr = errno
+		}
+	})
+	if derr != nil {
+		return netConn
+	}
+	s := &engineSocket{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
+	s.d.Init(p, fd)
+	tc.Close()
+	return s
+}
+
+// The callbacks, each failing the connection with 1011 if it panics.
+
+func (s *engineSocket) onOpen(f func(*Conn)) {
+	defer s.recovered()
+	f(s.c)
+}
+
+func (s *engineSocket) onMessage(f func(*Conn, MessageType, []byte), typ MessageType, msg []byte) {
+	defer s.recovered()
+	f(s.c, typ, msg)
+}
+
+func (s *engineSocket) onClose(f func(*Conn, error), err error) {
+	defer s.recovered()
+	f(s.c, err)
+}
+
+func (s *engineSocket) recovered() {
+	if p := recover(); p != nil {
+		s.c.closeHandshake(s.h.panicked(s.c, p))
+	}
+}
+
+// Run is the connection's work on the poller, serialized: it reads what
+// arrived without waiting, runs the codec over each message or control
+// frame buffered whole, hands each message to OnMessage, and keeps the
+// unfinished tail. Once reading has ended, it calls OnClose and lets the
+// Handler count the close.
+func (s *engineSocket) Run() {
+	c := s.c
+	if s.ended {
+		return
+	}
+	if !s.started {
+		s.started = true
+		if f := s.h.Events.OnOpen; f != nil {
+			s.onOpen(f)
+		}
+	}
+	// A close awaiting the peer's may be reading (awaitPeerClose): this
+	// waits for it to end, on a poller that a long wait hands off.
+	c.rmu.Lock()
+	var msg *[]byte
+	for c.readErr == nil {
+		full := s.fill()
+		for c.readErr == nil && (s.rerr != nil || c.codec.ready(c.br.Pending())) {
+			typ, err := c.codec.next()
+			if err == errControl {
+				if err = c.codec.answer(); err == nil {
+					continue
+				}
+			}
+			if err != nil {
+				c.setReadErr(err)
+				break
+			}
+			c.readGen++
+			if msg == nil {
+				msg = engineMessages.Get().(*[]byte)
+			}
+			if typ, *msg, err = c.appendRest(typ, (*msg)[:0]); err != nil {
+				break
+			}
+			if f := s.h.Events.OnMessage; f != nil {
+				c.rmu.Unlock()
+				s.onMessage(f, typ, *msg)
+				c.rmu.Lock()
+			}
+		}
+		if !full {
+			break
+		}
+	}
+	if msg != nil {
+		if cap(*msg) <= maxPooledMessage {
+			engineMessages.Put(msg)
+		}
+	}
+	c.br.park()
+	err := c.readErr
+	c.rmu.Unlock()
+	if err != nil {
+		s.end(err)
+	}
+}
+
+// engineMessages are the buffers OnMessage's messages are read into.
+var engineMessages = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledMessage is the largest message buffer the engine keeps for
+// the next message: a larger one is left to the garbage collector.
+const maxPooledMessage = 64 << 10
+
+// end runs once reading has ended with err: OnClose, then the close, if
+// the connection has not closed yet, and the Handler's accounting.
+func (s *engineSocket) end(err error) {
+	s.ended = true
+	c, h := s.c, s.h
+	if f := h.Events.OnClose; f != nil {
+		s.onClose(f, err)
+	}
+	c.closeHandshake(&LocalCloseError{Code: StatusNormalClosure})
+	h.engineConns.Add(-1)
+	h.closed(c, s.opened)
+}
+
+// fill reads what the socket has, after what is buffered, without
+// waiting. It reports whether the read filled the room it had: more may
+// be waiting. The end of the input is kept in rerr, for the codec to meet
+// at its next read.
+func (s *engineSocket) fill() (full bool) {
+	if s.rerr != nil {
+		return false
+	}
+	cr := s.c.br
+	cr.makeRoom()
+	if !s.d.Acquire() {
+		s.rerr = net.ErrClosed
+		return false
+	}
+	room := (*cr.buf)[cr.w:]
+	n, err := syscall.Read(s.d.Fd(), room)
+	for err == syscall.EINTR {
+		n, err = syscall.Read(s.d.Fd(), room)
+	}
+	s.d.Release()
+	switch {
+	case err == syscall.EAGAIN:
+		n = 0
+	case err != nil:
+		s.rerr, n = socketError("read", s, err), 0
+	case n == 0:
+		s.rerr = io.EOF
+	}
+	cr.w += n
+	if cr.w == cr.r {
+		cr.release()
+	}
+	if n > 0 {
+		s.c.heardFrame() // a frame trickling in is a peer alive
+	}
+	return n == len(room) || n > 0 && s.d.HungUp()
+}
+
+// makeRoom makes room after what is buffered for the engine's next read:
+// a pooled 32 KiB buffer while what is buffered fits in half of one, else
+// a heap buffer that doubles.
+func (cr *connReader) makeRoom() {
+	const minRoom = 4 << 10
+	if cr.buf != nil && len(*cr.buf)-cr.w >= minRoom {
+		return
+	}
+	pending := cr.Pending()
+	var b *[]byte
+	if len(pending) <= largeReadBuf/2 {
+		b = readBufs[1].Get().(*[]byte)
+	} else {
+		nb := make([]byte, max(len(pending)+largeReadBuf, 2*len(*cr.buf)))
+		b = &nb
+	}
+	copy(*b, pending)
+	if cr.buf != nil {
+		cr.release()
+	}
+	cr.buf, cr.r, cr.w = b, 0, len(pending)
+}
+
+// park keeps what is buffered (an unfinished frame) in a heap slice of
+// its size, and gives the read buffer back: an idle connection holds no
+// buffer, and a partial one holds only the bytes that arrived.
+func (cr *connReader) park() {
+	if cr.buf == nil {
+		return
+	}
+	pending := cr.Pending()
+	if cr.r == 0 && cr.w == len(*cr.buf) {
+		return // already a slice of its size
+	}
+	tail := make([]byte, len(pending))
+	copy(tail, pending)
+	cr.release()
+	cr.buf, cr.w = &tail, len(tail)
+}
+
+// The socket as a net.Conn, whose reads and writes wait when they must
+// (a close awaiting the peer's, a write to a full socket).
+
+func (s *engineSocket) Read(p []byte) (int, error) {
+	if s.rerr != nil {
+		return 0, s.rerr
+	}
+	var n int
+	var errno error
+	err := s.d.Read(func(fd uintptr) bool {
+		n, errno = syscall.Read(int(fd), p)
+		return errno != syscall.EAGAIN
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != nil:
+		return 0, socketError("read", s, errno)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (s *engineSocket) Write(p []byte) (int, error) {
+	written := 0
+	var errno error
+	err := s.d.Write(func(fd uintptr) bool {
+		for written < len(p) {
+			n, err := syscall.Write(int(fd), p[written:])
+			switch err {
+			case nil:
+				written += n
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				errno = err
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != nil {
+		err = socketError("write", s, errno)
+	}
+	return written, err
+}
+
+// Close closes the socket. A connection whose write timed out is reset: a
+// graceful close would wait behind the bytes its peer does not take, and
+// a peer that writes without reading would stay blocked. (On a goroutine,
+// the input left unread while the write waited resets it the same way;
+// the engine goes on reading meanwhile.)
+func (s *engineSocket) Close() error {
+	if s.c != nil {
+		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout && s.d.Acquire() {
+			syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+			s.d.Release()
+		}
+	}
+	return s.d.Close()
+}
+
+func (s *engineSocket) LocalAddr() net.Addr  { return s.laddr }
+func (s *engineSocket) RemoteAddr() net.Addr { return s.raddr }
+
+func (s *engineSocket) SetDeadline(t time.Time) error {
+	s.d.SetReadDeadline(t)
+	s.d.SetWriteDeadline(t)
+	return nil
+}
+
+func (s *engineSocket) SetReadDeadline(t time.Time) error {
+	s.d.SetReadDeadline(t)
+	return nil
+}
+
+func (s *engineSocket) SetWriteDeadline(t time.Time) error {
+	s.d.SetWriteDeadline(t)
+	return nil
+}
+
+// CloseWrite shuts the sending side (lingerClose).
+func (s *engineSocket) CloseWrite() error {
+	if !s.d.Acquire() {
+		return net.ErrClosed
+	}
+	defer s.d.Release()
+	return syscall.Shutdown(s.d.Fd(), syscall.SHUT_WR)
+}
+
+// SyscallConn gives the Conn's raw I/O (rawio_linux.go) the descriptor,
+// whose reads and writes wait for the poller's events.
+func (s *engineSocket) SyscallConn() (syscall.RawConn, error) { return (*engineRaw)(s), nil }
+
+type engineRaw engineSocket
+
+func (r *engineRaw) Control(f func(fd uintptr)) error {
+	if !r.d.Acquire() {
+		return net.ErrClosed
+	}
+	defer r.d.Release()
+	f(uintptr(r.d.Fd()))
+	return nil
+}
+
+// Read is the raw read of the Conn's own reads, which the engine makes
+// only when its codec needs no more than is buffered (run), or when a
+// close awaits the peer's: then it waits. The end of the input, once the
+// engine met it, is reported again.
+func (r *engineRaw) Read(f func(fd uintptr) bool) error {
+	if r.rerr != nil {
+		return r.rerr
+	}
+	return r.d.Read(f)
+}
+
+func (r *engineRaw) Write(f func(fd uintptr) bool) error { return r.d.Write(f) }
+
+// afterFunc runs keepalive's timer on the connection's poller.
+func (s *engineSocket) afterFunc(d time.Duration, f func()) keepaliveTimer {
+	return s.d.AfterFunc(d, f)
+}

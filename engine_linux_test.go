@@ -1,0 +1,368 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hybi/websocket/internal/poll"
+)
+
+// engineStart starts the engine's pollers, whose goroutines then count in
+// the tests' base of goroutines.
+func engineStart() { poll.Pick() }
+
+// A callback that panics fails its own connection with 1011, and only
+// it: another connection is served meanwhile and after.
+func TestEnginePanicCallback(t *testing.T) {
+	engineStart()
+	h := &Handler{Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+		if string(msg) == "boom" {
+			panic("boom")
+		}
+		c.WriteMessage(typ, msg)
+	}}, Logger: slog.New(slog.DiscardHandler), CloseTimeout: 200 * time.Millisecond}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	good := dialDialect(t, srv, RFC6455, "/")
+	bad := dialDialect(t, srv, RFC6455, "/")
+	checkEcho(t, good, RFC6455, "before")
+	bad.writeText(RFC6455, "boom")
+	if code := bad.expectClose(); code != StatusInternalError {
+		t.Fatalf("close %v after the panic, want 1011", code)
+	}
+	checkEcho(t, good, RFC6455, "after")
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Closed.Panic == 1 })
+}
+
+// A peer that stops reading blocks only the callbacks writing to it: the
+// others are served meanwhile, and the silent peer is dropped once
+// WriteTimeout passes with its socket full.
+func TestEngineSlowPeer(t *testing.T) {
+	engineStart()
+	const writeTimeout = 500 * time.Millisecond
+	big := bytes.Repeat([]byte("b"), 256<<10)
+	h := &Handler{WriteTimeout: writeTimeout, Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+		if string(msg) == "flood me" {
+			for c.WriteMessage(BinaryMessage, big) == nil {
+			}
+			return
+		}
+		c.WriteMessage(typ, msg)
+	}}}
+	srv := hosStart(t, h, hosSmallBuffers, false)
+	silent := dialDialect(t, srv, RFC6455, "/")
+	silent.conn.(*net.TCPConn).SetReadBuffer(8 << 10)
+	silent.writeText(RFC6455, "flood me")
+	time.Sleep(50 * time.Millisecond) // the flood's writer is blocked now
+	for i := range 20 {
+		c := dialDialect(t, srv, RFC6455, "/")
+		start := time.Now()
+		checkEcho(t, c, RFC6455, fmt.Sprint("served meanwhile ", i))
+		if d := time.Since(start); d > writeTimeout/2 {
+			t.Fatalf("an echo took %v while a peer did not read", d)
+		}
+	}
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Closed.WriteTimeout == 1 })
+}
+
+// A slow callback (here, one that sleeps) holds up only its connection:
+// the poller running it is handed to another goroutine.
+func TestEngineSlowCallback(t *testing.T) {
+	engineStart()
+	release := make(chan struct{})
+	h := &Handler{Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+		if string(msg) == "slow" {
+			<-release
+		}
+		c.WriteMessage(typ, msg)
+	}}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	var slow []*rawClient
+	for range 2 * runtime.GOMAXPROCS(0) { // every poller has a slow callback
+		c := dialDialect(t, srv, RFC6455, "/")
+		c.writeText(RFC6455, "slow")
+		slow = append(slow, c)
+	}
+	time.Sleep(20 * time.Millisecond)
+	for i := range 10 {
+		c := dialDialect(t, srv, RFC6455, "/")
+		start := time.Now()
+		checkEcho(t, c, RFC6455, fmt.Sprint("not held up ", i))
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("an echo took %v beside slow callbacks", d)
+		}
+	}
+	close(release)
+	for _, c := range slow {
+		if _, msg := c.readMessage(RFC6455); string(msg) != "slow" {
+			t.Fatalf("the slow callback's echo: %q", msg)
+		}
+	}
+}
+
+// A connection reset in the middle of a frame ends the connection as a
+// drop (OnClose with the error), keeping nothing: no goroutine, no
+// connection tracked.
+func TestEngineResetMidFrame(t *testing.T) {
+	engineStart()
+	closed := make(chan error, 1)
+	h := &Handler{Events: &Events{
+		OnMessage: echoEvents.OnMessage,
+		OnClose:   func(c *Conn, err error) { closed <- err },
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	base := runtime.NumGoroutine()
+	c := dialDialect(t, srv, RFC6455, "/")
+	checkEcho(t, c, RFC6455, "whole")
+	frame := clientFrame(true, 1, bytes.Repeat([]byte("x"), 1000))
+	c.write(frame[:500])
+	time.Sleep(20 * time.Millisecond) // the server holds the first half
+	c.conn.(*net.TCPConn).SetLinger(0)
+	c.conn.Close() // a reset
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("OnClose without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnClose was not called")
+	}
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Closed.Dropped == 1 })
+	hosWaitGoroutines(t, base)
+}
+
+// Shutdown closes thousands of idle connections on the engine with 1001,
+// each answered by its client, and returns once every one has closed.
+func TestEngineShutdown(t *testing.T) {
+	engineStart()
+	n := 2000
+	if raceEnabled == 1 {
+		n = 500
+	}
+	soakRaiseFileLimit(t, uint64(2*n+100))
+	h := &Handler{Events: &Events{OnOpen: func(c *Conn) { c.ReleaseRequest() }}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		clients[i] = dialDialect(t, srv, RFC6455, "/")
+	}
+	// A client has its answer a moment before its connection joins the engine.
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Engine == n })
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, c := range clients {
+		wg.Go(func() {
+			c.conn.SetDeadline(time.Now().Add(20 * time.Second))
+			f, err := c.tryReadFrame()
+			if err != nil || f.op != 8 || binary.BigEndian.Uint16(f.payload) != uint16(StatusGoingAway) {
+				errs <- fmt.Errorf("expected a close 1001, got %+v, %v", f, err)
+				return
+			}
+			c.write(clientFrame(true, 8, f.payload[:2]))
+			if _, err := io.Copy(io.Discard, c.br); err != nil {
+				errs <- err
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if s := h.Stats(); s.Active != 0 || s.Engine != 0 || s.Closed.Shutdown != uint64(n) {
+		t.Fatalf("after Shutdown: %+v", s)
+	}
+}
+
+// A Group broadcasts to members on the engine as to any other: its
+// shared writers write to their sockets, which the engine's pollers own.
+func TestEngineGroup(t *testing.T) {
+	engineStart()
+	var g Group
+	h := &Handler{Events: &Events{
+		OnOpen: func(c *Conn) { g.Add(c) },
+		OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+			g.Broadcast(typ, msg)
+		},
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	var members []*rawClient
+	for _, d := range allDialects {
+		members = append(members, dialDialect(t, srv, d, "/"))
+	}
+	engineWaitClosed(t, h, func(Stats) bool { return g.Len() == len(members) })
+	members[0].writeText(Hixie75, "to all")
+	for i, c := range members {
+		if _, msg := c.readMessage(allDialects[i]); string(msg) != "to all" {
+			t.Fatalf("%s member got %q", allDialects[i], msg)
+		}
+	}
+}
+
+// engineWaitClosed waits until h's stats satisfy ok (that connections
+// closed, usually).
+func engineWaitClosed(t *testing.T, h *Handler, ok func(Stats) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(h.Stats()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", h.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// 15 000 idle connections on the engine, after a ping and a message each
+// way: no goroutine of theirs, a little heap each; once they are closed,
+// goroutines and heap are back to their base. The clients live in a child
+// process (TestEngineIdleClientsHelper), which holds the other 15 000
+// descriptors.
+func TestEngineIdleConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("15 000 connections: skipped in -short mode")
+	}
+	n := 15000
+	if raceEnabled == 1 {
+		n = 5000
+	}
+	soakRaiseFileLimit(t, uint64(n+1000))
+	engineStart()
+	h := &Handler{Events: &Events{
+		OnOpen:    func(c *Conn) { c.ReleaseRequest() },
+		OnMessage: echoEvents.OnMessage,
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	defer srv.Close()
+	clients := engineClients(t, ln.Addr().String())
+	clients("open 1") // warms the server's pools
+	var before, after, end runtime.MemStats
+	g0, rss0 := engineSettle(&before)
+	clients("open " + strconv.Itoa(n))
+	g1, rss1 := engineSettle(&after)
+	if s := h.Stats(); s.Active != n+1 || s.Engine != n+1 {
+		t.Fatalf("stats %+v, want %d connections on the engine", s, n+1)
+	}
+	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	rss := float64(int64(rss1)-int64(rss0)) / float64(n)
+	t.Logf("per idle connection on the engine (%d): %d goroutines added in all, %.0f B of heap, %.0f B of RSS", n, g1-g0, heap, rss)
+	if g1-g0 > 4 {
+		t.Errorf("%d goroutines more for %d idle connections", g1-g0, n)
+	}
+	if maxHeap := 1536 * (1 + 2*raceEnabled); heap > float64(maxHeap) {
+		t.Errorf("%.0f B of heap per idle connection, want at most %d", heap, maxHeap)
+	}
+	clients("close")
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Active == 0 && s.Engine == 0 })
+	g2, _ := engineSettle(&end)
+	if g2 > g0+1 {
+		t.Errorf("%d goroutines once closed, %d before", g2, g0)
+	}
+	if left := int64(end.HeapAlloc) - int64(before.HeapAlloc); left > int64(n)*64 {
+		t.Errorf("%d B of heap left once the connections closed", left)
+	}
+}
+
+// engineSettle waits for the server to settle and returns its goroutines
+// and RSS, with ms filled: what the heap holds, the garbage of the
+// handshakes given back to the system.
+func engineSettle(ms *runtime.MemStats) (int, uint64) {
+	time.Sleep(100 * time.Millisecond)
+	runtime.GC()         // twice: the pools' victims too
+	debug.FreeOSMemory() // and the handshakes' garbage, which the heap would reuse, goes back
+	runtime.ReadMemStats(ms)
+	statm, _ := os.ReadFile("/proc/self/statm")
+	fields := strings.Fields(string(statm))
+	var rss uint64
+	if len(fields) > 1 {
+		rss, _ = strconv.ParseUint(fields[1], 10, 64)
+	}
+	return runtime.NumGoroutine(), rss * uint64(os.Getpagesize())
+}
+
+// engineClients starts TestEngineIdleClientsHelper, to which each command
+// is a line: "open N" opens N more idle connections, "close" closes them.
+func engineClients(t *testing.T, addr string) func(cmd string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineIdleClientsHelper$")
+	cmd.Env = append(os.Environ(), "WEBSOCKET_ENGINE_CLIENTS="+addr)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := bufio.NewReader(out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	return func(line string) {
+		t.Helper()
+		fmt.Fprintln(stdin, line)
+		if got, err := stdout.ReadString('\n'); got != "done\n" {
+			t.Fatalf("clients: %q after %q, %v", got, line, err)
+		}
+	}
+}
+
+// TestEngineIdleClientsHelper is the process of engineClients' connections:
+// bare sockets, each after a handshake, a ping and a message echoed.
+func TestEngineIdleClientsHelper(t *testing.T) {
+	addr := os.Getenv("WEBSOCKET_ENGINE_CLIENTS")
+	if addr == "" {
+		t.Skip("the clients of TestEngineIdleConnections, run by it")
+	}
+	soakRaiseFileLimit(t, 20000)
+	open := bareClients(t, addr, "")
+	var fds []int
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch line := in.Text(); {
+		case strings.HasPrefix(line, "open "):
+			n, _ := strconv.Atoi(strings.TrimPrefix(line, "open "))
+			fds = append(fds, open(n)...)
+		case line == "close":
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+			fds = nil
+		}
+		fmt.Println("done")
+	}
+}
