@@ -27,7 +27,8 @@ type engineSocket struct {
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
-// (engineConn), to the engine.
+// (engineConn), to the engine, before c is tracked (a Shutdown under way
+// closes it at once); runEngine then starts it.
 func (h *Handler) onEngine(c *Conn) bool {
 	s, ok := c.netConn.(*engineSocket)
 	if !ok {
@@ -38,12 +39,13 @@ func (h *Handler) onEngine(c *Conn) bool {
 	if err := s.d.Register(s); err != nil {
 		c.drop(&causeError{ErrDropped, err})
 	}
-	// The first run here, on net/http's goroutine, which ends after it:
-	// OnOpen, what arrived with the handshake (or OnClose and the
-	// Handler's accounting, if the registration failed).
-	s.d.RunHere()
 	return true
 }
+
+// runEngine makes the first run of c, on the engine, here on net/http's
+// goroutine, which ends after it: OnOpen, what arrived with the handshake
+// (or OnClose and the Handler's accounting, if the registration failed).
+func (h *Handler) runEngine(c *Conn) { c.netConn.(*engineSocket).d.RunHere() }
 
 // engineConn takes netConn, a plain TCP connection whose handshake is
 // answered, off Go's poller for the engine: it duplicates the descriptor

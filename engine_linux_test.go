@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -366,3 +367,64 @@ func TestEngineIdleClientsHelper(t *testing.T) {
 		fmt.Println("done")
 	}
 }
+
+// TestEngineShutdownDuringHandshakes: a Shutdown that begins while
+// handshakes are in flight closes each connection that completes, on the
+// engine as on a goroutine, and leaves nothing open (a connection tracked
+// before it joined the engine once panicked the handshake's goroutine).
+func TestEngineShutdownDuringHandshakes(t *testing.T) {
+	engineStart()
+	var panics sync.Map
+	h := &Handler{Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) { c.WriteMessage(typ, msg) }},
+		Logger: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+		panics.Store(string(p), true)
+		return len(p), nil
+	}), "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := 0; i < 300; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c, _, err := Dial(ctx, url, nil)
+				cancel()
+				if err != nil {
+					continue // refused (503) once Shutdown began
+				}
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				c.WriteText("x") // echoed, unless Shutdown's close comes first
+				c.ReadMessage()
+				c.Close(StatusNormalClosure, "")
+			}
+		})
+	}
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Accepted >= 100 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if s := h.Stats(); s.Active != 0 || s.Engine != 0 {
+		t.Fatalf("after Shutdown: %+v", s)
+	}
+	panics.Range(func(k, _ any) bool {
+		t.Errorf("the server logged: %s", k)
+		return true
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

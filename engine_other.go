@@ -10,3 +10,5 @@ import "net"
 func (h *Handler) engineConn(netConn net.Conn) net.Conn { return netConn }
 
 func (h *Handler) onEngine(*Conn) bool { return false }
+
+func (h *Handler) runEngine(*Conn) {}

@@ -316,9 +316,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := newConn(h.engineConn(netConn), brw, hs, r, h)
+	onEngine := h.Events != nil && h.onEngine(c)
 	h.track(c)
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
-	if h.Events != nil && h.onEngine(c) {
+	if onEngine {
+		h.runEngine(c)
 		return
 	}
 	// Serve runs on a goroutine of its own, so that this one returns and

@@ -204,10 +204,10 @@ type Runner interface{ Run() }
 func (d *Desc) Register(r Runner) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.run = r // runs once even if d is closed: to see that it is
 	if d.Closed() {
 		return ErrClosed
 	}
-	d.run = r
 	if !table.set(d.fd, d) {
 		return errors.New("poll: descriptor beyond the table")
 	}
