@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -314,25 +313,7 @@ func engineSettle(ms *runtime.MemStats) (int, uint64) {
 // engineClients starts TestEngineIdleClientsHelper, to which each command
 // is a line: "open N" opens N more idle connections, "close" closes them.
 func engineClients(t *testing.T, addr string) func(cmd string) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineIdleClientsHelper$")
-	cmd.Env = append(os.Environ(), "WEBSOCKET_ENGINE_CLIENTS="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := bufio.NewReader(out)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
+	stdin, stdout := startChild(t, "TestEngineIdleClientsHelper", "WEBSOCKET_ENGINE_CLIENTS="+addr)
 	return func(line string) {
 		t.Helper()
 		fmt.Fprintln(stdin, line)

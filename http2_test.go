@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -377,25 +376,8 @@ func TestHTTP2Conformance(t *testing.T) {
 // HTTP/1.1 still works on the same server, and a GET that reaches the
 // Handler over HTTP/2 is told how to turn it on.
 func TestHTTP2NotEnabled(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHTTP2NotEnabledServerHelper$")
-	cmd.Env = append(os.Environ(), "GODEBUG=http2xconnect=0", "WEBSOCKET_XCONNECT_OFF=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close() // the helper's server ends at EOF
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
+	_, stdout := startChild(t, "TestHTTP2NotEnabledServerHelper", "GODEBUG=http2xconnect=0", "WEBSOCKET_XCONNECT_OFF=1")
+	line, err := stdout.ReadString('\n')
 	if err != nil {
 		t.Fatalf("the server's URL: %q, %v", line, err)
 	}

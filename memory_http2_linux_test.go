@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"testing"
@@ -58,25 +57,7 @@ func TestIdleHTTP2StreamMemory(t *testing.T) {
 // from a process of their own (this test binary, running
 // TestIdleHTTP2ClientsHelper): each line written to it opens that many more.
 func h2StreamClients(t *testing.T, addr string) func(n int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleHTTP2ClientsHelper$")
-	cmd.Env = append(os.Environ(), "WEBSOCKET_H2_CLIENTS="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := bufio.NewReader(out)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close() // the helper ends at EOF
-		cmd.Wait()
-	})
+	stdin, stdout := startChild(t, "TestIdleHTTP2ClientsHelper", "WEBSOCKET_H2_CLIENTS="+addr)
 	return func(n int) {
 		t.Helper()
 		fmt.Fprintln(stdin, n)

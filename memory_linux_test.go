@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -226,25 +225,7 @@ func bareClients(t *testing.T, addr, offer string) func(n int) []int {
 // binary, running TestIdleTLSClientsHelper), so that the clients' memory
 // is not the test's: each line written to it opens that many more.
 func tlsClients(t *testing.T, addr string) func(n int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleTLSClientsHelper$")
-	cmd.Env = append(os.Environ(), "WEBSOCKET_TLS_CLIENTS="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := bufio.NewReader(out)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close() // the helper ends at EOF
-		cmd.Wait()
-	})
+	stdin, stdout := startChild(t, "TestIdleTLSClientsHelper", "WEBSOCKET_TLS_CLIENTS="+addr)
 	return func(n int) {
 		t.Helper()
 		fmt.Fprintln(stdin, n)
