@@ -33,7 +33,9 @@ package websocket
 type Events struct {
 	// OnOpen is called once the handshake is complete.
 	OnOpen func(c *Conn)
-	// OnMessage is called with each message; msg belongs to the callee.
+	// OnMessage is called with each message. Under Handler.Events msg is
+	// valid only during the call; under Events.Serve it belongs to the
+	// callee.
 	OnMessage func(c *Conn, typ MessageType, msg []byte)
 	// OnClose is called once reading has ended: err is a *CloseError when
 	// the peer closed, io.EOF when it dropped the connection, and otherwise
