@@ -3,6 +3,7 @@ package websocket
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -17,13 +18,13 @@ import (
 // engine's own reads never wait (Run).
 type engineSocket struct {
 	d            poll.Desc
-	laddr, raddr net.Addr
+	laddr, raddr netip.AddrPort // what net.TCPAddr holds, without its allocations
 	c            *Conn
 	h            *Handler
-	opened       time.Time
-	rerr         error // how the socket's input ended: io.EOF or the read's error (Run)
-	started      bool  // OnOpen has run (Run)
-	ended        bool  // OnClose has run (Run)
+	opened       time.Duration // clock() at the handshake
+	rerr         error         // how the socket's input ended: io.EOF or the read's error (Run)
+	started      bool          // OnOpen has run (Run)
+	ended        bool          // OnClose has run (Run)
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
@@ -34,7 +35,7 @@ func (h *Handler) onEngine(c *Conn) bool {
 	if !ok {
 		return false
 	}
-	s.c, s.h, s.opened = c, h, time.Now()
+	s.c, s.h, s.opened = c, h, clock()
 	h.engineConns.Add(1)
 	if err := s.d.Register(s); err != nil {
 		c.drop(&causeError{ErrDropped, err})
@@ -75,7 +76,7 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 	if derr != nil {
 		return netConn
 	}
-	s := &engineSocket{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr()}
+	s := &engineSocket{laddr: tcpAddrPort(tc.LocalAddr()), raddr: tcpAddrPort(tc.RemoteAddr())}
 	s.d.Init(p, fd)
 	tc.Close()
 	return s
@@ -184,7 +185,7 @@ func (s *engineSocket) end(err error) {
 	}
 	c.closeHandshake(&LocalCloseError{Code: StatusNormalClosure})
 	h.engineConns.Add(-1)
-	h.closed(c, s.opened)
+	h.closed(c, clockStart.Add(s.opened))
 }
 
 // fill reads what the socket has, after what is buffered, without
@@ -329,8 +330,16 @@ func (s *engineSocket) Close() error {
 	return s.d.Close()
 }
 
-func (s *engineSocket) LocalAddr() net.Addr  { return s.laddr }
-func (s *engineSocket) RemoteAddr() net.Addr { return s.raddr }
+// tcpAddrPort is a, a *net.TCPAddr, as a value.
+func tcpAddrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func (s *engineSocket) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(s.laddr) }
+func (s *engineSocket) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
 
 func (s *engineSocket) SetDeadline(t time.Time) error {
 	s.d.SetReadDeadline(t)
