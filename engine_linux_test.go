@@ -274,7 +274,7 @@ func TestEngineIdleConnections(t *testing.T) {
 		t.Fatalf("stats %+v, want %d connections on the engine", s, n+1)
 	}
 	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-	rss := float64(int64(rss1)-int64(rss0)) / float64(n)
+	rss := float64(rss1-rss0) / float64(n)
 	t.Logf("per idle connection on the engine (%d): %d goroutines added in all, %.0f B of heap, %.0f B of RSS", n, g1-g0, heap, rss)
 	if g1-g0 > 4 {
 		t.Errorf("%d goroutines more for %d idle connections", g1-g0, n)
@@ -293,21 +293,12 @@ func TestEngineIdleConnections(t *testing.T) {
 	}
 }
 
-// engineSettle waits for the server to settle and returns its goroutines
-// and RSS, with ms filled: what the heap holds, the garbage of the
-// handshakes given back to the system.
-func engineSettle(ms *runtime.MemStats) (int, uint64) {
-	time.Sleep(100 * time.Millisecond)
-	runtime.GC()         // twice: the pools' victims too
-	debug.FreeOSMemory() // and the handshakes' garbage, which the heap would reuse, goes back
-	runtime.ReadMemStats(ms)
-	statm, _ := os.ReadFile("/proc/self/statm")
-	fields := strings.Fields(string(statm))
-	var rss uint64
-	if len(fields) > 1 {
-		rss, _ = strconv.ParseUint(fields[1], 10, 64)
-	}
-	return runtime.NumGoroutine(), rss * uint64(os.Getpagesize())
+// engineSettle settles the server (settle) and returns its goroutines and
+// RSS, with the handshakes' garbage, which the heap would reuse, given back.
+func engineSettle(ms *runtime.MemStats) (int, int64) {
+	g := settle(ms)
+	debug.FreeOSMemory()
+	return g, procStatus("VmRSS")
 }
 
 // engineClients starts TestEngineIdleClientsHelper, to which each command

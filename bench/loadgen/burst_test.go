@@ -1,8 +1,6 @@
 package loadgen
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
 	"io"
 	"math"
 	"net"
@@ -55,14 +53,10 @@ func (f *fakeBroadcast) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + guid))
-		c, rw, err := http.NewResponseController(w).Hijack()
+		c, _, err := acceptRaw(w, r)
 		if err != nil {
 			return
 		}
-		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
-		_ = rw.Flush()
 		f.mu.Lock()
 		f.members = append(f.members, c)
 		f.mu.Unlock()

@@ -111,14 +111,10 @@ func TestCloseHandshake(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + guid))
-				c, rw, err := http.NewResponseController(w).Hijack()
+				c, rw, err := acceptRaw(w, r)
 				if err != nil {
 					return
 				}
-				_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-					"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
-				_ = rw.Flush()
 				if _, err := io.ReadFull(rw, make([]byte, len(CloseFrame))); err != nil {
 					c.Close()
 					return
@@ -138,4 +134,18 @@ func TestCloseHandshake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptRaw answers r's RFC 6455 handshake with 101 and hands over the
+// connection, for test servers that write their frames by hand.
+func acceptRaw(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.ReadWriter, error) {
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + guid))
+	c, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+	_ = rw.Flush()
+	return c, rw, nil
 }
