@@ -754,9 +754,14 @@ func (c *Conn) sendMasked(pre, p []byte) error {
 }
 
 // sendConn writes pre, p and post, one frame, through net.Conn (wmu held):
-// a small frame as one write, through a pooled buffer.
+// a small frame as one write, through a pooled buffer unless it is whole
+// already (a masked frame).
 func (c *Conn) sendConn(pre, p, post []byte) error {
 	c.armWriteDeadline()
+	if len(p) == 0 && len(post) == 0 {
+		_, err := c.netConn.Write(pre)
+		return err
+	}
 	if n := len(pre) + len(p) + len(post); n <= writeBufSize {
 		buf := messageBufs.Get().(*[]byte)
 		defer messageBufs.Put(buf)

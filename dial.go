@@ -244,23 +244,34 @@ func (r *clientRequest) encode(header http.Header, jar http.CookieJar, u *url.UR
 	var buf bytes.Buffer
 	header.WriteSubset(&buf, map[string]bool{"Origin": true, "Cookie": true})
 	b = append(b, buf.Bytes()...)
-	cookies := header.Values("Cookie")
-	if jar != nil {
-		for _, c := range jar.Cookies(httpURL(u)) {
-			cookies = append(cookies, c.String())
-		}
+	cookie, auth := credentials(header, jar, u)
+	if cookie != "" {
+		b = append(b, "Cookie: "+cookie+"\r\n"...)
 	}
-	if len(cookies) > 0 {
-		b = append(b, "Cookie: "+strings.Join(cookies, "; ")+"\r\n"...)
-	}
-	if u.User != nil && header.Get("Authorization") == "" {
-		b = append(b, "Authorization: "+basicAuth(u.User)+"\r\n"...)
+	if auth != "" {
+		b = append(b, "Authorization: "+auth+"\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if r.dialect == Hixie76 {
 		b = append(b, r.key3[:]...)
 	}
 	return b
+}
+
+// credentials are the Cookie field of a handshake to u (header's cookies,
+// then jar's) and its Authorization from u's user info, unless header has
+// one: "" for none.
+func credentials(header http.Header, jar http.CookieJar, u *url.URL) (cookie, auth string) {
+	cookies := header.Values("Cookie")
+	if jar != nil {
+		for _, c := range jar.Cookies(httpURL(u)) {
+			cookies = append(cookies, c.String())
+		}
+	}
+	if u.User != nil && header.Get("Authorization") == "" {
+		auth = basicAuth(u.User)
+	}
+	return strings.Join(cookies, "; "), auth
 }
 
 // dialOnce makes one handshake with u: it returns the Conn, or the next
@@ -277,6 +288,9 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 	// An ending ctx closes the socket, which ends whatever waits on it.
 	stop := context.AfterFunc(ctx, func() { netConn.Close() })
 	defer func() {
+		if resp != nil && o.Jar != nil { // an answer's cookies, even a refusal's
+			o.Jar.SetCookies(httpURL(u), resp.Cookies())
+		}
 		if !stop() && err == nil { // too late: ctx closed the socket
 			c.CloseNow()
 			c, err = nil, ctx.Err()
@@ -300,9 +314,6 @@ func (o *DialOptions) dialOnce(ctx context.Context, u *url.URL) (c *Conn, resp *
 	}
 	br := bufio.NewReader(netConn)
 	resp, hs, err := req.readAnswer(br, u)
-	if resp != nil && o.Jar != nil {
-		o.Jar.SetCookies(httpURL(u), resp.Cookies())
-	}
 	if err != nil {
 		if resp != nil {
 			next = redirect(resp, u)

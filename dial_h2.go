@@ -32,9 +32,6 @@ func (o *DialOptions) openStream(netConn net.Conn, u *url.URL, r *clientRequest)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
-	if o.Jar != nil {
-		o.Jar.SetCookies(httpURL(u), resp.Cookies())
-	}
 	if resp.StatusCode != http.StatusOK {
 		he := refused(resp)
 		if resp.StatusCode != http.StatusUpgradeRequired {
@@ -99,7 +96,8 @@ func connectOn(rt http.RoundTripper, tc *tls.Conn, u *url.URL, host string, head
 }
 
 // streamHeader is the fields of r's extended CONNECT: RFC 6455's, less
-// Upgrade, Connection and the key, with the caller's and the jar's.
+// Upgrade, Connection and the key, with the caller's, the jar's cookies and
+// the URL's credentials.
 func (o *DialOptions) streamHeader(r *clientRequest, u *url.URL) http.Header {
 	h := o.Header.Clone()
 	if h == nil {
@@ -113,10 +111,13 @@ func (o *DialOptions) streamHeader(r *clientRequest, u *url.URL) http.Header {
 	if r.compression != nil {
 		h.Set(headerExtensions, deflateOffer(r.compression))
 	}
-	if o.Jar != nil {
-		for _, c := range o.Jar.Cookies(httpURL(u)) {
-			h.Add("Cookie", c.String())
-		}
+	h.Del("Cookie")
+	cookie, auth := credentials(o.Header, o.Jar, u)
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	if auth != "" {
+		h.Set("Authorization", auth)
 	}
 	return h
 }

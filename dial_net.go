@@ -31,7 +31,6 @@ func dial(ctx context.Context, url string, opts *DialOptions) (*Conn, *http.Resp
 	}
 }
 
-// dialURL parses a URL to dial, with its scheme made ws or wss.
 // unsupportedHere is nil: every feature works over a socket.
 func (c *Conn) unsupportedHere(what string) error { return nil }
 

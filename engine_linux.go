@@ -237,7 +237,7 @@ func (cr *connReader) makeRoom() {
 	pending := cr.Pending()
 	var b *[]byte
 	if len(pending) <= largeReadBuf/2 {
-		b = readBufs[1].Get().(*[]byte)
+		b = readBufPool(largeReadBuf).Get().(*[]byte)
 	} else {
 		nb := make([]byte, max(len(pending)+largeReadBuf, 2*len(*cr.buf)))
 		b = &nb

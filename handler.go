@@ -316,7 +316,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := newConn(h.engineConn(netConn), brw, hs, r, h)
-	onEngine := h.Events != nil && h.onEngine(c)
+	onEngine := h.onEngine(c) // engineConn made its socket an engine one
 	h.track(c)
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
 	if onEngine {
@@ -441,14 +441,19 @@ func (h *Handler) agree(r *http.Request, hs *handshake) (*handshake, *refusal) {
 	if ref := h.checkLocation(r, hs, scheme, host); ref != nil {
 		return nil, ref
 	}
+	h.agreeOffers(hs, r.Header.Values(headerExtensions))
+	return hs, nil
+}
+
+// agreeOffers chooses hs's subprotocol among those offered and answers the
+// extensions offered (the fields' values): permessage-deflate.
+func (h *Handler) agreeOffers(hs *handshake, extensions []string) {
 	hs.protocol = h.chooseSubprotocol(hs.offered)
 	if h.Compression != nil && hs.dialect.hybi() {
-		offers := parseExtensions(r.Header.Values(headerExtensions))
-		if p, answer, ok := negotiateDeflate(offers, h.Compression); ok {
+		if p, answer, ok := negotiateDeflate(parseExtensions(extensions), h.Compression); ok {
 			hs.deflate, hs.extensions = &p, answer
 		}
 	}
-	return hs, nil
 }
 
 // errTimeout marks a handshake that did not complete within HandshakeTimeout.

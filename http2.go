@@ -60,10 +60,10 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, hs *handsh
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
 	if hs.protocol != "" {
-		w.Header().Set("Sec-WebSocket-Protocol", hs.protocol)
+		w.Header().Set(headerProtocol, hs.protocol)
 	}
 	if hs.extensions != "" {
-		w.Header().Set("Sec-WebSocket-Extensions", hs.extensions)
+		w.Header().Set(headerExtensions, hs.extensions)
 	}
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -481,5 +482,22 @@ func TestHTTP2GroupPreparedKeepalive(t *testing.T) {
 	}
 	if st := h.Stats(); st.Closed.PongTimeout != 1 || st.Active != 2 {
 		t.Errorf("stats %+v: only the member that stopped reading should be dropped", st)
+	}
+}
+
+// TestHTTP2DialCredentials: over HTTP/2 as over HTTP/1.1, a URL's user
+// info is sent as Basic credentials and the jar's cookies go along.
+func TestHTTP2DialCredentials(t *testing.T) {
+	got := make(chan http.Header, 1)
+	h := &Handler{Serve: func(c *Conn) { got <- c.Request().Header }}
+	srv, wsURL, opts := h2Server(t, h)
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(srv.URL)
+	jar.SetCookies(u, []*http.Cookie{{Name: "a", Value: "1"}, {Name: "b", Value: "2"}})
+	opts.Jar = jar
+	dialH2(t, strings.Replace(wsURL, "wss://", "wss://al%20ice:p%3Ass@", 1), opts)
+	hdr := <-got
+	if hdr.Get("Authorization") != "Basic YWwgaWNlOnA6c3M=" || hdr.Get("Cookie") != "a=1; b=2" {
+		t.Fatalf("sent %v", hdr)
 	}
 }

@@ -67,25 +67,25 @@ func (c *Conn) ReadJSON(v any) error {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // an empty message holds no value
 		}
-		return c.jsonError(typ, head, err)
+		return jsonError(head, err)
 	}
 	// One value, and nothing after it but space.
 	if _, err := dec.Token(); err != io.EOF {
 		if err == nil {
 			err = fmt.Errorf("more after the value, at byte %d", dec.InputOffset())
 		}
-		return c.jsonError(typ, head, err)
+		return jsonError(head, err)
 	}
 	return nil
 }
 
 // jsonError is the error of a message that is not JSON, unless reading
 // the message failed (that error is returned as it is).
-func (c *Conn) jsonError(typ MessageType, head *headReader, err error) error {
+func jsonError(head *headReader, err error) error {
 	if head.err != nil && head.err != io.EOF {
 		return head.err
 	}
-	return &JSONError{Type: typ, Start: string(head.start[:head.n]), Err: err}
+	return &JSONError{Type: TextMessage, Start: string(head.start[:head.n]), Err: err}
 }
 
 // JSONError is a message ReadJSON could not decode: binary, or text

@@ -73,16 +73,19 @@ func (h *Handler) servePipe(hs *handshake, req *http.Request) net.Conn {
 // the client checks as it would an answer read from a socket.
 func pipeHandshakes(h *Handler, creq *clientRequest) (server, client *handshake) {
 	server = &handshake{dialect: creq.dialect, offered: creq.protocols}
-	server.protocol = h.chooseSubprotocol(creq.protocols)
+	var offers []string
+	if creq.compression != nil { // nil for hixie (newRequest)
+		offers = []string{deflateOffer(creq.compression)}
+	}
+	h.agreeOffers(server, offers)
 	client = &handshake{dialect: creq.dialect, protocol: server.protocol}
-	if h.Compression != nil && creq.compression != nil && creq.dialect.hybi() {
-		offers := parseExtensions([]string{deflateOffer(creq.compression)})
-		p, answer, ok := negotiateDeflate(offers, h.Compression)
+	if server.deflate != nil {
 		// The client's view, as it takes the answer (which never fails it).
-		cp, problem := acceptDeflate([]string{answer}, creq.compression)
-		if ok && problem == "" {
-			server.deflate, server.extensions = &p, answer
-			client.deflate, client.extensions = &cp, answer
+		cp, problem := acceptDeflate([]string{server.extensions}, creq.compression)
+		if problem == "" {
+			client.deflate, client.extensions = &cp, server.extensions
+		} else {
+			server.deflate, server.extensions = nil, ""
 		}
 	}
 	return server, client

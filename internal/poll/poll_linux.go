@@ -163,20 +163,32 @@ func newPoller() (*Poller, error) {
 	p := &Poller{epfd: epfd, evfd: int(r)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: -1}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.evfd, &ev); err != nil {
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return nil, p.fail(os.NewSyscallError("epoll_ctl", err))
 	}
 	// The epoll instance waits in Go's own poller, which reports it
 	// readable when it has events: a poller with nothing to do is a parked
 	// goroutine, not a thread blocked in epoll_wait, and its wake-up is
 	// the scheduler's.
 	if err := syscall.SetNonblock(epfd, true); err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+		return nil, p.fail(os.NewSyscallError("fcntl", err))
 	}
 	p.file = os.NewFile(uintptr(epfd), "epoll")
 	if p.raw, err = p.file.SyscallConn(); err != nil {
-		return nil, err
+		return nil, p.fail(err)
 	}
 	return p, nil
+}
+
+// fail closes the descriptors of a poller that could not start, and
+// returns err.
+func (p *Poller) fail(err error) error {
+	syscall.Close(p.evfd)
+	if p.file != nil {
+		p.file.Close() // its descriptor is epfd
+	} else {
+		syscall.Close(p.epfd)
+	}
+	return err
 }
 
 // Pick returns the next poller, round robin, starting the pollers on first use.
@@ -566,6 +578,12 @@ func (d *Desc) wait(w *waiter, g uint32) error {
 	}
 	w.waiting.Store(true)
 	defer w.waiting.Store(false)
+	var t *time.Timer // one for the whole wait, reset as the deadline moves
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for w.gen.Load() == g {
 		if d.Closed() {
 			return ErrClosed
@@ -576,8 +594,11 @@ func (d *Desc) wait(w *waiter, g uint32) error {
 			if left <= 0 {
 				return ErrDeadline
 			}
-			t := time.NewTimer(left)
-			defer t.Stop()
+			if t == nil {
+				t = time.NewTimer(left)
+			} else {
+				t.Reset(left)
+			}
 			timeout = t.C
 		}
 		select {
