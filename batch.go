@@ -91,13 +91,13 @@ func (c *Conn) sendFramesConn(frames [][]byte) error {
 	out := (*buf)[:0]
 	for _, f := range frames {
 		if len(out)+len(f) > cap(out) && len(out) > 0 {
-			if _, err := c.netConn.Write(out); err != nil {
+			if _, err := c.br.conn.Write(out); err != nil {
 				return err
 			}
 			out = out[:0]
 		}
 		if len(f) > cap(out) {
-			if _, err := c.netConn.Write(f); err != nil {
+			if _, err := c.br.conn.Write(f); err != nil {
 				return err
 			}
 			continue
@@ -105,7 +105,7 @@ func (c *Conn) sendFramesConn(frames [][]byte) error {
 		out = append(out, f...)
 	}
 	if len(out) > 0 {
-		_, err := c.netConn.Write(out)
+		_, err := c.br.conn.Write(out)
 		return err
 	}
 	return nil

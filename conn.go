@@ -76,11 +76,10 @@ type codec interface {
 // returns). Any number of goroutines may write at once: each message goes out
 // whole, in the order the writers got to it.
 type Conn struct {
-	netConn      net.Conn
-	client       bool        // the side that dialed, which masks its frames
-	br           *connReader // its raw is the socket's descriptor for writes too
-	rw           rawWriter   // writes through raw (wmu)
+	br           connReader // the net.Conn (conn), read through a pooled buffer; raw, if set, writes too
+	rw           *rawWriter // writes through raw (wmu); nil on the engine, which lends one per frame
 	codec        codec
+	hybi         hybiCodec // the codec of the hybi dialects, in the Conn's allocation
 	dialect      Dialect
 	subprotocol  string
 	deflater     *deflater                    // nil without permessage-deflate (msgMu)
@@ -101,13 +100,15 @@ type Conn struct {
 	deadline atomic.Int64 // the user's write deadline, Unix ns; 0: none
 	armed    atomic.Int64 // the socket's write deadline as last armed, Unix ns; 0: unknown
 
-	closeOnce sync.Once
-	closed    atomic.Bool
-	closeSent bool   // wmu
-	readEnded bool   // hooksMu
-	readGen   uint32 // counts messages, so a stale reader can be refused (rmu)
+	closed    atomic.Bool // closeNow has begun
+	client    bool        // the side that dialed, which masks its frames
+	closeSent bool        // wmu
+	readEnded bool        // hooksMu
+	readGen   uint32      // counts messages, so a stale reader can be refused (rmu)
 	hooksMu   sync.Mutex
 	hooks     *connHooks // made when first needed (hooksMu)
+
+	prev, next *Conn // in the Handler's list of open connections (Handler.mu)
 }
 
 // connHooks is what only some connections need: a context, a closer that
@@ -148,14 +149,13 @@ type connConfig struct {
 // buffered is what arrived after the handshake.
 func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, client bool) *Conn {
 	c := &Conn{
-		netConn:      netConn,
-		br:           newConnReader(netConn, buffered),
 		client:       client,
 		dialect:      hs.dialect,
 		subprotocol:  hs.protocol,
 		closeTimeout: orDefault(cfg.closeTimeout, DefaultCloseTimeout),
 		writeTimeout: cfg.writeTimeout,
 	}
+	c.br.init(netConn, buffered)
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
@@ -167,7 +167,8 @@ func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, 
 	case !hs.dialect.hybi():
 		c.codec = &hixieCodec{c: c}
 	default:
-		hc := &hybiCodec{c: c}
+		hc := &c.hybi
+		hc.c = c
 		if client {
 			hc.keys = newMaskKeys()
 		}
@@ -263,10 +264,10 @@ var handshakeHeaders = map[string]bool{
 
 // RemoteAddr is the peer's network address: the client's on the server,
 // the server's (or the proxy's) on the client.
-func (c *Conn) RemoteAddr() net.Addr { return c.netConn.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.br.conn.RemoteAddr() }
 
 // LocalAddr is this end's network address.
-func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr { return c.br.conn.LocalAddr() }
 
 // Context is done once the connection has closed: goroutines that serve it
 // (a ticker, a subscription) can stop on it, and context.Cause tells them
@@ -301,12 +302,12 @@ func (c *Conn) overLimit(n int64) bool {
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
-	return c.netConn.SetReadDeadline(t)
+	return c.br.conn.SetReadDeadline(t)
 }
 
 // SetReadDeadline sets the deadline for reads; a read that times out leaves
 // the connection unusable for reading, as its framing state is lost.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.netConn.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.br.conn.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the deadline for writes; the WriteTimeout (of
 // the Handler or DialOptions) still bounds each write when it comes sooner. A write that
@@ -323,7 +324,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // setNetWriteDeadline sets the socket's write deadline, which the next
 // write then re-arms.
 func (c *Conn) setNetWriteDeadline(t time.Time) error {
-	err := c.netConn.SetWriteDeadline(t)
+	err := c.br.conn.SetWriteDeadline(t)
 	c.armed.Store(0)
 	return err
 }
@@ -344,7 +345,7 @@ func (c *Conn) armWriteDeadline() {
 	if a := c.armed.Load(); a != 0 && a <= d && d-a < int64(c.writeTimeout/16) {
 		return
 	}
-	c.netConn.SetWriteDeadline(time.Unix(0, d))
+	c.br.conn.SetWriteDeadline(time.Unix(0, d))
 	c.armed.Store(d)
 }
 
@@ -612,7 +613,7 @@ const (
 // ends our side, then discards the peer's input for a bounded time and
 // amount, as net/http does.
 func (c *Conn) lingerClose() {
-	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+	if cw, ok := c.br.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		c.drain()
 	}
 	c.closeNow()
@@ -621,7 +622,7 @@ func (c *Conn) lingerClose() {
 // drain discards what the peer sends until it closes TCP, for a bounded
 // time and amount (rmu held).
 func (c *Conn) drain() {
-	c.netConn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
+	c.br.conn.SetReadDeadline(time.Now().Add(min(lingerTime, c.closeTimeout)))
 	c.br.Discard(lingerBytes)
 }
 
@@ -759,19 +760,19 @@ func (c *Conn) sendMasked(pre, p []byte) error {
 func (c *Conn) sendConn(pre, p, post []byte) error {
 	c.armWriteDeadline()
 	if len(p) == 0 && len(post) == 0 {
-		_, err := c.netConn.Write(pre)
+		_, err := c.br.conn.Write(pre)
 		return err
 	}
 	if n := len(pre) + len(p) + len(post); n <= writeBufSize {
 		buf := messageBufs.Get().(*[]byte)
 		defer messageBufs.Put(buf)
 		b := append(append(append((*buf)[:0], pre...), p...), post...)
-		_, err := c.netConn.Write(b)
+		_, err := c.br.conn.Write(b)
 		return err
 	}
 	for _, b := range [3][]byte{pre, p, post} {
 		if len(b) > 0 {
-			if _, err := c.netConn.Write(b); err != nil {
+			if _, err := c.br.conn.Write(b); err != nil {
 				return err
 			}
 		}
@@ -1020,7 +1021,7 @@ func (c *Conn) awaitPeerClose() {
 	deadline := time.Now().Add(c.closeTimeout)
 	if c.rmu.TryLock() {
 		defer c.rmu.Unlock()
-		c.netConn.SetReadDeadline(deadline)
+		c.br.conn.SetReadDeadline(deadline)
 		for {
 			if _, err := c.nextLocked(); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -1052,26 +1053,25 @@ func (c *Conn) awaitPeerClose() {
 }
 
 func (c *Conn) closeNow() error {
-	err := ErrClosed
-	c.closeOnce.Do(func() {
-		c.closed.Store(true)
-		if c.keepalive != nil {
-			go c.keepalive.stop() // stop may be called from the timer itself
+	if !c.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	if c.keepalive != nil {
+		go c.keepalive.stop() // stop may be called from the timer itself
+	}
+	err := c.br.conn.Close()
+	var onClose []func()
+	c.hooksMu.Lock()
+	if hk := c.hooks; hk != nil {
+		if hk.cancel != nil {
+			hk.cancel(c.CloseCause())
 		}
-		err = c.netConn.Close()
-		var onClose []func()
-		c.hooksMu.Lock()
-		if hk := c.hooks; hk != nil {
-			if hk.cancel != nil {
-				hk.cancel(c.CloseCause())
-			}
-			onClose, hk.onClose = hk.onClose, nil
-		}
-		c.hooksMu.Unlock()
-		for _, f := range onClose {
-			f()
-		}
-	})
+		onClose, hk.onClose = hk.onClose, nil
+	}
+	c.hooksMu.Unlock()
+	for _, f := range onClose {
+		f()
+	}
 	return err
 }
 

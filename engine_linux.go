@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,21 +18,21 @@ import (
 // reads and writes wait for the poller's events when they must; the
 // engine's own reads never wait (Run).
 type engineSocket struct {
-	d            poll.Desc
-	laddr, raddr netip.AddrPort // what net.TCPAddr holds, without its allocations
-	c            *Conn
-	h            *Handler
-	opened       time.Duration // clock() at the handshake
-	rerr         error         // how the socket's input ended: io.EOF or the read's error (Run)
-	started      bool          // OnOpen has run (Run)
-	ended        bool          // OnClose has run (Run)
+	d       poll.Desc
+	raddr   netip.AddrPort // what net.TCPAddr holds, without its allocations
+	c       *Conn
+	h       *Handler
+	opened  time.Duration // clock() at the handshake
+	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
+	started bool          // OnOpen has run (Run)
+	ended   bool          // OnClose has run (Run)
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
 // (engineConn), to the engine, before c is tracked (a Shutdown under way
 // closes it at once); runEngine then starts it.
 func (h *Handler) onEngine(c *Conn) bool {
-	s, ok := c.netConn.(*engineSocket)
+	s, ok := c.br.conn.(*engineSocket)
 	if !ok {
 		return false
 	}
@@ -46,7 +47,7 @@ func (h *Handler) onEngine(c *Conn) bool {
 // runEngine makes the first run of c, on the engine, here on net/http's
 // goroutine, which ends after it: OnOpen, what arrived with the handshake
 // (or OnClose and the Handler's accounting, if the registration failed).
-func (h *Handler) runEngine(c *Conn) { c.netConn.(*engineSocket).d.RunHere() }
+func (h *Handler) runEngine(c *Conn) { c.br.conn.(*engineSocket).d.RunHere() }
 
 // engineConn takes netConn, a plain TCP connection whose handshake is
 // answered, off Go's poller for the engine: it duplicates the descriptor
@@ -76,7 +77,7 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 	if derr != nil {
 		return netConn
 	}
-	s := &engineSocket{laddr: tcpAddrPort(tc.LocalAddr()), raddr: tcpAddrPort(tc.RemoteAddr())}
+	s := &engineSocket{raddr: tcpAddrPort(tc.RemoteAddr())}
 	s.d.Init(p, fd)
 	tc.Close()
 	return s
@@ -196,7 +197,7 @@ func (s *engineSocket) fill() (full bool) {
 	if s.rerr != nil {
 		return false
 	}
-	cr := s.c.br
+	cr := &s.c.br
 	cr.makeRoom()
 	if !s.d.Acquire() {
 		s.rerr = net.ErrClosed
@@ -338,7 +339,33 @@ func tcpAddrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (s *engineSocket) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(s.laddr) }
+// LocalAddr asks the socket (an idle connection keeps one address, not
+// two); once it is closed, the address is unspecified.
+func (s *engineSocket) LocalAddr() net.Addr {
+	var sa syscall.Sockaddr
+	if s.d.Acquire() {
+		sa, _ = syscall.Getsockname(s.d.Fd())
+		s.d.Release()
+	}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port, Zone: zoneName(sa.ZoneId)}
+	}
+	return &net.TCPAddr{}
+}
+
+func zoneName(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.Itoa(int(id))
+}
+
 func (s *engineSocket) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
 
 func (s *engineSocket) SetDeadline(t time.Time) error {

@@ -238,7 +238,7 @@ const maxSizeHint = 64 << 10
 // on the message in progress. A control frame it reads whole, keeps for
 // answer, and returns errControl.
 func (h *hybiCodec) readHeader() (frameHeader, error) {
-	hdr, err := readFrameHeader(h.c.br)
+	hdr, err := readFrameHeader(&h.c.br)
 	h.c.heardFrame()
 	if err != nil {
 		if pe, ok := err.(*ProtocolError); ok {

@@ -35,7 +35,7 @@ func (x *hixieCodec) sizeHint() int {
 }
 
 func (x *hixieCodec) next() (MessageType, error) {
-	br := x.c.br
+	br := &x.c.br
 	for {
 		typ, err := br.ReadByte()
 		if err != nil {
@@ -159,7 +159,7 @@ func (x *hixieCodec) skipToSentinel() error {
 // buffered waits for at least one byte and returns what is buffered up to
 // the next 0xFF, excluded, and whether that 0xFF is buffered.
 func (x *hixieCodec) buffered() ([]byte, bool, error) {
-	br := x.c.br
+	br := &x.c.br
 	if err := br.wait(); err != nil {
 		return nil, false, unexpected(err)
 	}

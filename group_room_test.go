@@ -34,7 +34,7 @@ func roomServer(t *testing.T, g *Group) (*httptest.Server, <-chan readEnd) {
 	srv := httptest.NewServer(&Handler{Compression: &CompressionOptions{}, Serve: func(c *Conn) {
 		path := c.Request().URL.Path
 		if path == "/slow" {
-			c.netConn.(*net.TCPConn).SetWriteBuffer(16 << 10)
+			c.br.conn.(*net.TCPConn).SetWriteBuffer(16 << 10)
 		}
 		g.Add(c)
 		for {

@@ -34,7 +34,7 @@ func groupServer(t *testing.T, g *Group, cfg func(*Handler)) (srv *httptest.Serv
 		if c.Request().URL.Path == "/slow" {
 			// A small send buffer, so that a member that never reads fills
 			// its TCP buffers after a few hundred KiB on any machine.
-			c.netConn.(*net.TCPConn).SetWriteBuffer(64 << 10)
+			c.br.conn.(*net.TCPConn).SetWriteBuffer(64 << 10)
 		}
 		g.Add(c)
 		select {

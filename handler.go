@@ -146,7 +146,7 @@ type Handler struct {
 	Logger *slog.Logger
 
 	mu           sync.Mutex
-	conns        map[*Conn]struct{}
+	conns        connList
 	shuttingDown bool
 	serving      sync.WaitGroup // handshakes and callbacks in progress
 	accepted     atomic.Uint64
@@ -237,7 +237,7 @@ type handshake struct {
 // Stats returns the handler's counters.
 func (h *Handler) Stats() Stats {
 	h.mu.Lock()
-	active := len(h.conns)
+	active := h.conns.n
 	h.mu.Unlock()
 	r, cl := &h.refused, &h.closes
 	return Stats{
@@ -730,19 +730,45 @@ func (h *Handler) track(c *Conn) {
 	h.accepted.Add(1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.conns == nil {
-		h.conns = make(map[*Conn]struct{})
-	}
-	h.conns[c] = struct{}{}
+	h.conns.add(c)
 	if h.shuttingDown {
 		// Shutdown began during this handshake and did not see c.
 		go c.closeHandshake(ErrShutdown)
 	}
 }
 
+// connList is a Handler's open connections, linked through the Conns
+// themselves: tracking one costs no allocation (Handler.mu).
+type connList struct {
+	head *Conn
+	n    int
+}
+
+func (l *connList) add(c *Conn) {
+	c.next = l.head
+	if l.head != nil {
+		l.head.prev = c
+	}
+	l.head = c
+	l.n++
+}
+
+func (l *connList) remove(c *Conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	l.n--
+}
+
 func (h *Handler) untrack(c *Conn) {
 	h.mu.Lock()
-	delete(h.conns, c)
+	h.conns.remove(c)
 	h.mu.Unlock()
 }
 
@@ -761,8 +787,8 @@ func (h *Handler) untrack(c *Conn) {
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.shuttingDown = true
-	conns := make([]*Conn, 0, len(h.conns))
-	for c := range h.conns {
+	conns := make([]*Conn, 0, h.conns.n)
+	for c := h.conns.head; c != nil; c = c.next {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
@@ -780,7 +806,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		h.mu.Lock()
-		for c := range h.conns {
+		for c := h.conns.head; c != nil; c = c.next {
 			c.drop(ErrShutdown)
 		}
 		h.mu.Unlock()

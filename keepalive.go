@@ -51,7 +51,7 @@ func startKeepalive(c *Conn, cfg connConfig) {
 	c.keepalive = k // before the timer can fire and read it
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if ts, ok := c.netConn.(timerSource); ok {
+	if ts, ok := c.br.conn.(timerSource); ok {
 		k.timer = ts.afterFunc(k.next(0), k.fire)
 	} else {
 		k.timer = time.AfterFunc(k.next(0), k.fire)

@@ -59,7 +59,7 @@ func inMode(t testing.TB, h *Handler, ev *Events) *Handler {
 	wrapped := *ev
 	wrapped.OnOpen = func(c *Conn) {
 		opened.Add(1)
-		if _, ok := c.netConn.(timerSource); ok {
+		if _, ok := c.br.conn.(timerSource); ok {
 			onEngine.Add(1)
 		}
 		if ev.OnOpen != nil {

@@ -3,6 +3,7 @@ package websocket
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -12,7 +13,7 @@ import (
 // read waits for data without holding a buffer, and a frame's parts go out
 // with one writev.
 func (c *Conn) useRawSocket() {
-	sc, ok := c.netConn.(syscall.Conn)
+	sc, ok := c.br.conn.(syscall.Conn)
 	if !ok {
 		return
 	}
@@ -20,8 +21,31 @@ func (c *Conn) useRawSocket() {
 	if err != nil {
 		return
 	}
-	c.rw.init(c)
-	c.br.raw, c.br.rawFn = raw, c.br.readRaw
+	c.br.raw = raw
+	if _, engine := sc.(*engineSocket); !engine {
+		// Made here, not at the first read or write: a 2 KiB stack has no
+		// room for an allocation there. The engine's reads wait only for a
+		// close, and its writes borrow a writer.
+		c.br.rawFn = c.br.readRaw
+		c.rw = newFrameWriter()
+	}
+}
+
+// fillRaw reads into a fresh buffer from the socket, waiting for data
+// without holding a buffer.
+func (cr *connReader) fillRaw() error {
+	cr.err = nil
+	if cr.rawFn == nil {
+		cr.rawFn = cr.readRaw // on the engine, whose reads wait only for a close
+	}
+	if err := cr.raw.Read(cr.rawFn); err != nil {
+		return err
+	}
+	if cr.err != nil {
+		return cr.err
+	}
+	cr.sized(cr.w)
+	return nil
 }
 
 // readRaw is the function raw.Read calls: it reads into a buffer taken
@@ -61,16 +85,22 @@ func socketError(op string, conn net.Conn, err error) error {
 type rawWriter struct {
 	c       *Conn
 	iov     []syscall.Iovec  // what is left to write
-	parts   [3]syscall.Iovec // a frame's parts, for the Conn's own writes
+	parts   [3]syscall.Iovec // a frame's parts, for send
 	wait    bool             // wait for room, or return when the socket is full
 	blocked bool             // the socket filled up and a write deadline was armed
 	errno   syscall.Errno
 	fn      func(fd uintptr) bool // writev, made once
 }
 
-func (w *rawWriter) init(c *Conn) {
-	w.c, w.fn = c, w.writev
+func newFrameWriter() *rawWriter {
+	w := new(rawWriter)
+	w.fn = w.writev
+	return w
 }
+
+// frameWriters are the rawWriters that send lends a Conn on the engine
+// for one frame: an idle connection there holds none.
+var frameWriters = sync.Pool{New: func() any { return newFrameWriter() }}
 
 // send writes pre, p and post, one frame (wmu held). On a plain socket it
 // takes one system call (more if the socket fills up), and only a write
@@ -83,14 +113,21 @@ func (c *Conn) send(pre, p, post []byte) error {
 	if c.br.raw == nil {
 		return c.sendConn(pre, p, post)
 	}
-	w := &c.rw
-	w.iov = w.parts[:0]
+	w := c.rw
+	if w == nil {
+		w = frameWriters.Get().(*rawWriter)
+	}
+	w.c, w.iov = c, w.parts[:0]
 	w.add(pre)
 	w.add(p)
 	w.add(post)
 	w.wait, w.errno = true, 0
 	err := w.done(c.br.raw.Write(w.fn))      // not through write: one frame less on a 2 KiB stack
 	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
+	if w != c.rw {
+		w.c = nil
+		frameWriters.Put(w)
+	}
 	return err
 }
 
@@ -123,7 +160,7 @@ func (w *rawWriter) done(err error) error {
 	switch {
 	case err != nil:
 	case w.errno != 0:
-		err = socketError("write", w.c.netConn, w.errno)
+		err = socketError("write", w.c.br.conn, w.errno)
 	case len(w.iov) > 0:
 		err = errWouldBlock
 	}

@@ -4,6 +4,8 @@ package websocket
 
 // Elsewhere than on Linux, reads and writes go through net.Conn.
 
+import "errors"
+
 type rawWriter struct{}
 
 type rawBatch struct{}
@@ -11,6 +13,9 @@ type rawBatch struct{}
 func (*rawBatch) reset() {}
 
 func (c *Conn) useRawSocket() {}
+
+// fillRaw is never called: useRawSocket sets no raw connection here.
+func (cr *connReader) fillRaw() error { return errors.ErrUnsupported }
 
 // send writes pre, p and post, one frame (wmu held).
 func (c *Conn) send(pre, p, post []byte) error {

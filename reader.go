@@ -49,18 +49,17 @@ type connReader struct {
 	rawFn func(fd uintptr) bool
 }
 
-func newConnReader(conn net.Conn, buffered []byte) *connReader {
-	var isTLS bool
+// init makes cr read conn, after buffered.
+func (cr *connReader) init(conn net.Conn, buffered []byte) {
+	cr.conn = conn
 	switch conn.(type) {
 	case *tls.Conn, *streamConn, *clientStream: // an HTTP/2 stream's body buffers too
-		isTLS = true
+		cr.tls = true
 	}
-	cr := &connReader{conn: conn, tls: isTLS}
 	if len(buffered) > 0 {
 		cr.acquire()
 		cr.w = copy(*cr.buf, buffered)
 	}
-	return cr
 }
 
 // readBufPool is the pool of buffers of size.
@@ -152,20 +151,6 @@ func (cr *connReader) fill(idle bool) error {
 		cr.release()
 	}
 	return err
-}
-
-// fillRaw reads into a fresh buffer from the socket, waiting for data
-// without holding a buffer.
-func (cr *connReader) fillRaw() error {
-	cr.err = nil
-	if err := cr.raw.Read(cr.rawFn); err != nil {
-		return err
-	}
-	if cr.err != nil {
-		return cr.err
-	}
-	cr.sized(cr.w)
-	return nil
 }
 
 // fillTLS waits for the peer with a one-byte read, which holds no buffer,

@@ -24,7 +24,7 @@ import (
 
 // unsupportedHere refuses what the browser cannot do on a Conn from Dial.
 func (c *Conn) unsupportedHere(what string) error {
-	if _, ok := c.netConn.(*browserConn); ok {
+	if _, ok := c.br.conn.(*browserConn); ok {
 		return unsupported(what)
 	}
 	return nil
@@ -33,7 +33,7 @@ func (c *Conn) unsupportedHere(what string) error {
 // transportExtensions is the browser's ws.extensions: it negotiates
 // (and speaks) permessage-deflate itself.
 func (c *Conn) transportExtensions() string {
-	if bc, ok := c.netConn.(*browserConn); ok {
+	if bc, ok := c.br.conn.(*browserConn); ok {
 		return bc.extensions
 	}
 	return ""
