@@ -53,8 +53,9 @@ type codec interface {
 	// sizeHint guesses how much of the current message remains.
 	sizeHint() int
 	// ready reports whether buffered holds the next message or control
-	// frame whole, or enough to refuse it (for the event engine).
-	ready(buffered []byte) bool
+	// frame whole, or enough to refuse it (for the event engine), going on
+	// from sc, which it updates.
+	ready(buffered []byte, sc *readyScan) bool
 	// The framing of what Conn writes (called with wmu held): what goes
 	// before and after the payload to make one frame.
 	//
@@ -66,6 +67,20 @@ type codec interface {
 	// closeFrame is the dialect's close, as a header and a payload (both
 	// empty for hixie-75, which has none).
 	closeFrame(code StatusCode, reason string) (pre, payload []byte)
+}
+
+// readyScan is how far a codec's ready has checked what is buffered, so
+// that a message arriving over many reads is checked once, not again from
+// its start at every read. Offsets count from the start of what is
+// buffered: the engine zeroes it whenever the codec consumes.
+type readyScan struct {
+	pos, end int   // the next byte to check; the end of the frame at pos (inFrame), or where hixie's text began
+	raw      int64 // the hybi message's payload so far
+	mask     [4]byte
+	maskPos  uint8
+	utf8     utf8Validator
+
+	inFrame, inMessage, compressed, text, check, last bool
 }
 
 // Conn is one WebSocket connection, whatever its dialect, on either end:

@@ -24,6 +24,7 @@ type engineSocket struct {
 	h       *Handler
 	opened  time.Duration // clock() at the handshake
 	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
+	scan    readyScan     // how far the codec checked what is buffered (Run)
 	started bool          // OnOpen has run (Run)
 	ended   bool          // OnClose has run (Run)
 }
@@ -128,7 +129,8 @@ func (s *engineSocket) Run() {
 	var msg *[]byte
 	for c.readErr == nil {
 		full := s.fill()
-		for c.readErr == nil && (s.rerr != nil || c.codec.ready(c.br.Pending())) {
+		for c.readErr == nil && (s.rerr != nil || c.codec.ready(c.br.Pending(), &s.scan)) {
+			s.scan = readyScan{} // the codec consumes from here
 			typ, err := c.codec.next()
 			if err == errControl {
 				if err = c.codec.answer(); err == nil {
@@ -229,7 +231,8 @@ func (s *engineSocket) fill() (full bool) {
 
 // makeRoom makes room after what is buffered for the engine's next read:
 // a pooled 32 KiB buffer while what is buffered fits in half of one, else
-// a heap buffer that doubles.
+// a heap buffer twice its size, which doubles when it fills up: a message
+// arriving over many reads is copied a bounded number of times.
 func (cr *connReader) makeRoom() {
 	const minRoom = 4 << 10
 	if cr.buf != nil && len(*cr.buf)-cr.w >= minRoom {
@@ -240,7 +243,7 @@ func (cr *connReader) makeRoom() {
 	if len(pending) <= largeReadBuf/2 {
 		b = readBufPool(largeReadBuf).Get().(*[]byte)
 	} else {
-		nb := make([]byte, max(len(pending)+largeReadBuf, 2*len(*cr.buf)))
+		nb := make([]byte, 2*max(len(pending), len(*cr.buf)))
 		b = &nb
 	}
 	copy(*b, pending)
@@ -250,16 +253,21 @@ func (cr *connReader) makeRoom() {
 	cr.buf, cr.r, cr.w = b, 0, len(pending)
 }
 
-// park keeps what is buffered (an unfinished frame) in a heap slice of
-// its size, and gives the read buffer back: an idle connection holds no
-// buffer, and a partial one holds only the bytes that arrived.
+// park keeps what is buffered (an unfinished frame) and gives the pooled
+// read buffer back: an idle connection holds no buffer, and a partial one
+// only the bytes that arrived, in a slice of their size, or in the heap
+// buffer makeRoom grew for them while they fill half of it at least.
 func (cr *connReader) park() {
 	if cr.buf == nil {
 		return
 	}
 	pending := cr.Pending()
-	if cr.r == 0 && cr.w == len(*cr.buf) {
-		return // already a slice of its size
+	if size := len(*cr.buf); size != smallReadBuf && size != largeReadBuf && len(pending) >= size/2 {
+		if cr.r > 0 {
+			cr.w = copy(*cr.buf, pending)
+			cr.r = 0
+		}
+		return
 	}
 	tail := make([]byte, len(pending))
 	copy(tail, pending)

@@ -400,3 +400,92 @@ func TestEngineShutdownDuringHandshakes(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A message trickling in over many reads, a fragment at a time with pings
+// among its fragments and each fragment cut in three, is checked as it
+// arrives and delivered whole; text that turns invalid before its message
+// ends fails it at once (1007), as reading from the socket does; a hixie
+// text frame trickles in the same way.
+func TestEngineTrickle(t *testing.T) {
+	engineStart()
+	h := &Handler{Events: &echoEvents}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	trickle := func(c *rawClient, b []byte) {
+		for i := 0; i < 3; i++ {
+			c.write(b[i*len(b)/3 : (i+1)*len(b)/3])
+			time.Sleep(time.Millisecond) // another read, most likely
+		}
+	}
+	text := strings.Repeat("aé€😀", 4<<10) // a fragment's cuts fall inside characters
+	c := dialDialect(t, srv, RFC6455, "/")
+	const fragments, pings = 32, 4
+	for i := range fragments {
+		op := byte(0)
+		if i == 0 {
+			op = 1
+		}
+		part := text[i*len(text)/fragments : (i+1)*len(text)/fragments]
+		trickle(c, clientFrame(i == fragments-1, op, []byte(part)))
+		if i%(fragments/pings) == 0 {
+			c.write(clientFrame(true, 9, []byte(fmt.Sprint("ping ", i))))
+		}
+	}
+	for range pings {
+		if f := c.readFrame(); f.op != 10 {
+			t.Fatalf("opcode %d, want a pong", f.op)
+		}
+	}
+	if op, msg := c.readMessage(RFC6455); op != 1 || string(msg) != text {
+		t.Fatalf("echo: opcode %d, %d bytes, want the %d bytes of text", op, len(msg), len(text))
+	}
+
+	invalid := dialDialect(t, srv, RFC6455, "/")
+	trickle(invalid, clientFrame(false, 1, []byte(text[:8<<10])))
+	trickle(invalid, clientFrame(false, 0, append([]byte("valid so far"), 0xFF)))
+	if code := invalid.expectClose(); code != StatusInvalidPayload {
+		t.Fatalf("close %v for invalid text in an unfinished message, want 1007", code)
+	}
+
+	hixie := dialDialect(t, srv, Hixie76, "/")
+	trickle(hixie, append(append([]byte{0x00}, text...), 0xFF))
+	if _, msg := hixie.readMessage(Hixie76); string(msg) != text {
+		t.Fatalf("hixie echo: %d bytes, want %d", len(msg), len(text))
+	}
+}
+
+// BenchmarkEngineTrickle sends a 1 MiB message as 1024 fragments to an
+// echo on the engine whose socket takes 4 KiB at a time, a few hundred
+// reads: the server checks each byte once and copies the message a
+// bounded number of times, however many reads it takes.
+func BenchmarkEngineTrickle(b *testing.B) {
+	engineStart()
+	srv := httptest.NewUnstartedServer(&Handler{ReadLimit: 2 << 20, Events: &echoEvents})
+	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			c.(*net.TCPConn).SetReadBuffer(16 << 10)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := dialDialect(b, srv, RFC6455, "/")
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 64) // 1 KiB
+	const fragments = 1024
+	frames := make([][]byte, fragments)
+	for i := range frames {
+		op := byte(0)
+		if i == 0 {
+			op = 2
+		}
+		frames[i] = clientFrame(i == fragments-1, op, payload)
+	}
+	b.SetBytes(fragments * int64(len(payload)))
+	for b.Loop() {
+		for _, f := range frames {
+			c.write(f)
+		}
+		if _, msg := c.readMessage(RFC6455); len(msg) != fragments*len(payload) {
+			b.Fatalf("echo of %d bytes", len(msg))
+		}
+	}
+}

@@ -308,73 +308,71 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 // frames included: a ping inside a message is answered once the message is
 // whole), or of a control frame before it, or of a close that cuts it
 // short, or enough of it to refuse it: the event engine runs the codec only
-// then, so that it never waits for the socket.
-func (h *hybiCodec) ready(b []byte) bool {
-	buffered := b
-	var raw int64 // of the message's frames so far
-	inMessage, compressed, text := false, false, false
-	// partial is the answer for a message not buffered whole: ready if
-	// its text is invalid already (UTF-8 fails fast, as it does when
-	// read from the socket).
-	partial := func() bool { return inMessage && text && !compressed && h.invalidText(buffered) }
-	for len(b) >= 2 {
-		n := headerSize(b)
-		if len(b) < n {
-			return partial()
-		}
-		var hdr frameHeader
-		if err := hdr.decode(b[:n]); err != nil || h.refusal(hdr) != nil {
-			return true
-		}
-		b = b[n:]
-		switch {
-		case hdr.op.control():
-		case (hdr.op == opContinuation) != inMessage:
-			return true // out of sequence: refused
-		case !inMessage:
-			inMessage, compressed, text = true, hdr.rsv&rsv1 != 0, hdr.op == opText
-		}
-		if !hdr.op.control() && h.tooLong(hdr.length, raw, compressed) {
-			return true
-		}
-		if int64(len(b)) < hdr.length {
-			return partial()
-		}
-		b = b[hdr.length:]
-		raw += hdr.length
-		// A close ends the message cut short: read answers it.
-		if !inMessage || hdr.op == opClose || !hdr.op.control() && hdr.fin {
-			return true
-		}
-	}
-	return partial()
-}
-
-// invalidText reports whether the text message that b starts with, of
-// which the start only is buffered, is invalid UTF-8 already.
-func (h *hybiCodec) invalidText(b []byte) bool {
-	var v utf8Validator
-	var chunk [256]byte
-	for len(b) >= 2 && len(b) >= headerSize(b) {
-		n := headerSize(b)
-		var hdr frameHeader
-		hdr.decode(b[:n])
-		b = b[n:]
-		payload := b[:min(int64(len(b)), hdr.length)]
-		b = b[len(payload):]
-		if hdr.op.control() {
-			continue
-		}
-		for pos := 0; len(payload) > 0; {
-			k := min(len(payload), len(chunk))
-			pos = maskCopy(hdr.mask, pos, chunk[:k], payload[:k])
-			if !v.write(chunk[:k]) {
+// then, so that it never waits for the socket. It goes on from where sc
+// left off, checking each byte once however many reads a message takes;
+// the text of a message not buffered whole is checked as it arrives, so
+// that invalid UTF-8 fails fast, as it does when read from the socket.
+func (h *hybiCodec) ready(b []byte, sc *readyScan) bool {
+	for {
+		if sc.inFrame {
+			end := min(len(b), sc.end)
+			if sc.check && !h.validScan(b[sc.pos:end], sc) {
 				return true
 			}
-			payload = payload[k:]
+			if sc.pos = end; end < sc.end {
+				return false
+			}
+			if sc.inFrame = false; sc.last {
+				return true
+			}
 		}
+		rest := b[sc.pos:]
+		if len(rest) < 2 || len(rest) < headerSize(rest) {
+			return false
+		}
+		n := headerSize(rest)
+		var hdr frameHeader
+		if err := hdr.decode(rest[:n]); err != nil || h.refusal(hdr) != nil {
+			return true
+		}
+		data := !hdr.op.control()
+		switch {
+		case !data:
+		case (hdr.op == opContinuation) != sc.inMessage:
+			return true // out of sequence: refused
+		case !sc.inMessage:
+			sc.inMessage, sc.compressed, sc.text = true, hdr.rsv&rsv1 != 0, hdr.op == opText
+		}
+		if data {
+			if h.tooLong(hdr.length, sc.raw, sc.compressed) {
+				return true
+			}
+			sc.raw += hdr.length
+		}
+		sc.pos += n
+		sc.inFrame, sc.end, sc.mask, sc.maskPos = true, math.MaxInt, hdr.mask, 0 // MaxInt: beyond any buffer (no read limit)
+		if hdr.length <= int64(math.MaxInt-sc.pos) {
+			sc.end = sc.pos + int(hdr.length)
+		}
+		sc.check = data && sc.text && !sc.compressed
+		// A close ends the message cut short: read answers it.
+		sc.last = !sc.inMessage || hdr.op == opClose || data && hdr.fin
 	}
-	return false
+}
+
+// validScan reports whether p, the next payload bytes of the text message
+// that sc is checking, keep it valid UTF-8 so far.
+func (h *hybiCodec) validScan(p []byte, sc *readyScan) bool {
+	var chunk [256]byte
+	for len(p) > 0 {
+		k := min(len(p), len(chunk))
+		sc.maskPos = uint8(maskCopy(sc.mask, int(sc.maskPos), chunk[:k], p[:k]))
+		if !sc.utf8.write(chunk[:k]) {
+			return false
+		}
+		p = p[k:]
+	}
+	return true
 }
 
 // answer acts on the control frame that readHeader kept: it pongs a ping,

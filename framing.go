@@ -99,41 +99,49 @@ func (x *hixieCodec) lengthByte(length int64, b byte) (_ int64, more, tooLong bo
 // take to reach the end of the next text message (the frames skipped
 // before it included), or of the close, or enough to refuse them: the
 // event engine runs the codec only then, so that it never waits for the
-// socket.
-func (x *hixieCodec) ready(b []byte) bool {
-	for len(b) > 0 {
-		typ := b[0]
-		if typ&0x80 == 0 { // sentinel-framed: text, or skipped
-			end := bytes.IndexByte(b[1:], 0xFF)
-			if end < 0 {
+// socket. It goes on from where sc left off: a frame arriving over many
+// reads is searched once.
+func (x *hixieCodec) ready(b []byte, sc *readyScan) bool {
+	for sc.pos < len(b) {
+		if sc.inFrame { // sentinel-framed, from sc.end, searched up to sc.pos
+			typ, rest := b[sc.end], b[sc.pos:]
+			i := bytes.IndexByte(rest, 0xFF)
+			if i < 0 {
+				sc.pos = len(b)
 				// Invalid text fails fast, as it does when read from the socket.
-				var v utf8Validator
-				return x.c.overLimit(int64(len(b)-1)) || typ == 0x00 && !v.write(b[1:])
+				return x.c.overLimit(int64(len(b)-sc.end-1)) || typ == 0x00 && !sc.utf8.write(rest)
 			}
-			if typ == 0x00 || x.c.overLimit(int64(end)) {
+			if typ == 0x00 || x.c.overLimit(int64(sc.pos+i-sc.end-1)) {
 				return true
 			}
-			b = b[2+end:]
+			sc.pos, sc.inFrame = sc.pos+i+1, false // a frame skipped
+			continue
+		}
+		rest := b[sc.pos:]
+		typ := rest[0]
+		if typ&0x80 == 0 { // sentinel-framed: text, or skipped
+			sc.inFrame, sc.end, sc.utf8 = true, sc.pos, utf8Validator{}
+			sc.pos++
 			continue
 		}
 		var length int64
 		n := 1
 		for more := true; more; n++ {
-			if n == len(b) {
+			if n == len(rest) {
 				return false
 			}
 			var tooLong bool
-			if length, more, tooLong = x.lengthByte(length, b[n]); tooLong {
+			if length, more, tooLong = x.lengthByte(length, rest[n]); tooLong {
 				return true
 			}
 		}
 		if typ == 0xFF && length == 0 && x.c.dialect == Hixie76 {
 			return true // the close
 		}
-		if int64(len(b)-n) < length {
+		if int64(len(rest)-n) < length {
 			return false
 		}
-		b = b[n+int(length):]
+		sc.pos += n + int(length)
 	}
 	return false
 }
