@@ -147,6 +147,7 @@ type Handler struct {
 
 	mu           sync.Mutex
 	conns        connList
+	listeners    map[net.Listener]struct{} // Serve's
 	shuttingDown bool
 	serving      sync.WaitGroup // handshakes and callbacks in progress
 	accepted     atomic.Uint64
@@ -787,6 +788,9 @@ func (h *Handler) untrack(c *Conn) {
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.shuttingDown = true
+	for ln := range h.listeners {
+		ln.Close()
+	}
 	conns := make([]*Conn, 0, h.conns.n)
 	for c := h.conns.head; c != nil; c = c.next {
 		conns = append(conns, c)
