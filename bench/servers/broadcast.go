@@ -24,8 +24,8 @@ const (
 const MaxBurst = 1024
 
 // broadcastMux is the handler of the WebSocket endpoint ws and the two
-// paths above: members counts the members, send broadcasts one message to
-// them all.
+// paths above (only of these if ws is nil: a Handler's Fallback): members
+// counts the members, send broadcasts one message to them all.
 //
 // A POST to BroadcastPath?count=K (K 1 when absent) carries K messages of
 // equal length, one after the other: the handler splits the body and calls
@@ -68,6 +68,8 @@ func broadcastMux(ws http.Handler, members func() int, send func([]byte) error) 
 	mux.HandleFunc("GET "+MembersPath, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, strconv.Itoa(members()))
 	})
-	mux.Handle("/", ws)
+	if ws != nil {
+		mux.Handle("/", ws)
+	}
 	return mux
 }

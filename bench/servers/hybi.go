@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"errors"
 	"net"
 
 	"github.com/hybi/websocket"
@@ -83,7 +84,19 @@ func serveHybiEv(ln net.Listener, mode Mode) error {
 	}
 	h := &websocket.Handler{ReadLimit: ReadLimit, Compression: hybiCompression(mode),
 		Events: &ev}
-	return httpServe(ln, h)
+	return listenServe(ln, h)
+}
+
+// listenServe serves h with websocket.Serve, which the README recommends
+// for many connections on the engine: it answers handshakes in buffers it
+// reuses, where net/http's hijack leaves two 4 KiB buffers per handshake
+// for the garbage collector.
+func listenServe(ln net.Listener, h *websocket.Handler) error {
+	err := websocket.Serve(ln, h)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // broadcastHybiEv is broadcastHybi on callbacks: OnOpen adds the
@@ -96,9 +109,9 @@ func broadcastHybiEv(ln net.Listener) error {
 			g.Add(c)
 		},
 	}
-	h := &websocket.Handler{ReadLimit: ReadLimit,
-		Events: &ev}
-	return httpServe(ln, broadcastMux(h, g.Len, func(msg []byte) error {
-		return g.Broadcast(websocket.BinaryMessage, msg)
-	}))
+	h := &websocket.Handler{ReadLimit: ReadLimit, Events: &ev,
+		Fallback: broadcastMux(nil, g.Len, func(msg []byte) error {
+			return g.Broadcast(websocket.BinaryMessage, msg)
+		})}
+	return listenServe(ln, h)
 }
