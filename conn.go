@@ -92,7 +92,6 @@ type readyScan struct {
 // whole, in the order the writers got to it.
 type Conn struct {
 	br           connReader // the net.Conn (conn), read through a pooled buffer; raw, if set, writes too
-	rw           *rawWriter // writes through raw (wmu); nil on the engine, which lends one per frame
 	codec        codec
 	hybi         hybiCodec // the codec of the hybi dialects, in the Conn's allocation
 	dialect      Dialect

@@ -25,33 +25,49 @@ func (c *Conn) useRawSocket() {
 	if _, engine := sc.(*engineSocket); !engine {
 		// Made here, not at the first read or write: a 2 KiB stack has no
 		// room for an allocation there. The engine's reads wait only for a
-		// close, and its writes borrow a writer.
-		c.br.rawFn = c.br.readRaw
-		c.rw = newFrameWriter()
+		// close (fillRaw makes one for the wait), and its writes borrow a writer.
+		c.br.rio = newRawIO(&c.br)
 	}
+}
+
+// rawIO is the state of a connection's reads and writes through raw, made
+// once so that they allocate nothing.
+type rawIO struct {
+	cr     *connReader
+	w      rawWriter             // the Conn's frames (wmu)
+	readFn func(fd uintptr) bool // read
+	err    error                 // read's
+}
+
+func newRawIO(cr *connReader) *rawIO {
+	rio := &rawIO{cr: cr}
+	rio.readFn, rio.w.fn = rio.read, rio.w.writev
+	return rio
 }
 
 // fillRaw reads into a fresh buffer from the socket, waiting for data
 // without holding a buffer.
 func (cr *connReader) fillRaw() error {
-	cr.err = nil
-	if cr.rawFn == nil {
-		cr.rawFn = cr.readRaw // on the engine, whose reads wait only for a close
+	rio := cr.rio
+	if rio == nil {
+		rio = newRawIO(cr) // on the engine, whose reads wait only for a close
 	}
-	if err := cr.raw.Read(cr.rawFn); err != nil {
+	rio.err = nil
+	if err := cr.raw.Read(rio.readFn); err != nil {
 		return err
 	}
-	if cr.err != nil {
-		return cr.err
+	if rio.err != nil {
+		return rio.err
 	}
 	cr.sized(cr.w)
 	return nil
 }
 
-// readRaw is the function raw.Read calls: it reads into a buffer taken
-// from the pool (setting w), and returns the buffer and false (wait) on an
+// read is the function raw.Read calls: it reads into a buffer taken from
+// the pool (setting w), and returns the buffer and false (wait) on an
 // empty socket.
-func (cr *connReader) readRaw(fd uintptr) bool {
+func (rio *rawIO) read(fd uintptr) bool {
+	cr := rio.cr
 	cr.acquire()
 	for {
 		n, err := syscall.Read(int(fd), *cr.buf)
@@ -62,9 +78,9 @@ func (cr *connReader) readRaw(fd uintptr) bool {
 			cr.release()
 			return false
 		case err != nil:
-			cr.err = socketError("read", cr.conn, err)
+			rio.err = socketError("read", cr.conn, err)
 		case n == 0:
-			cr.err = io.EOF
+			rio.err = io.EOF
 		default:
 			cr.w = n
 			return true
@@ -92,15 +108,13 @@ type rawWriter struct {
 	fn      func(fd uintptr) bool // writev, made once
 }
 
-func newFrameWriter() *rawWriter {
+// frameWriters are the rawWriters that send lends a Conn on the engine
+// for one frame: an idle connection there holds none.
+var frameWriters = sync.Pool{New: func() any {
 	w := new(rawWriter)
 	w.fn = w.writev
 	return w
-}
-
-// frameWriters are the rawWriters that send lends a Conn on the engine
-// for one frame: an idle connection there holds none.
-var frameWriters = sync.Pool{New: func() any { return newFrameWriter() }}
+}}
 
 // send writes pre, p and post, one frame (wmu held). On a plain socket it
 // takes one system call (more if the socket fills up), and only a write
@@ -113,9 +127,12 @@ func (c *Conn) send(pre, p, post []byte) error {
 	if c.br.raw == nil {
 		return c.sendConn(pre, p, post)
 	}
-	w := c.rw
-	if w == nil {
+	var w *rawWriter
+	borrowed := c.br.rio == nil
+	if borrowed {
 		w = frameWriters.Get().(*rawWriter)
+	} else {
+		w = &c.br.rio.w
 	}
 	w.c, w.iov = c, w.parts[:0]
 	w.add(pre)
@@ -124,7 +141,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 	w.wait, w.errno = true, 0
 	err := w.done(c.br.raw.Write(w.fn))      // not through write: one frame less on a 2 KiB stack
 	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
-	if w != c.rw {
+	if borrowed {
 		w.c = nil
 		frameWriters.Put(w)
 	}

@@ -6,7 +6,7 @@ package websocket
 
 import "errors"
 
-type rawWriter struct{}
+type rawIO struct{}
 
 type rawBatch struct{}
 

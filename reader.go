@@ -43,10 +43,7 @@ type connReader struct {
 	tls   bool
 	first [1]byte
 
-	// The read in progress through raw (rawio_linux.go): its error, and
-	// a closure made once, so that a read allocates nothing.
-	err   error
-	rawFn func(fd uintptr) bool
+	rio *rawIO // raw's reads and writes (rawio_linux.go); nil on the engine
 }
 
 // init makes cr read conn, after buffered.
