@@ -32,14 +32,17 @@ type Desc struct {
 	fd         int
 	p          *Poller
 	run        Runner
-	state      atomic.Int32 // idle, running, again
-	mu         sync.Mutex   // orders Register and Close
-	registered bool         // mu
-	hup        atomic.Bool  // the peer hung up or the socket failed
-	refs       atomic.Int64 // 2 per operation in progress; bit 0: closed
-	rd         waiter
-	wr         waiter
+	refs       atomic.Int64            // 2 per operation in progress; bit 0: closed
+	waiters    atomic.Pointer[waiters] // made by the first blocking operation or deadline
+	state      atomic.Int32            // idle, running, again
+	hup        atomic.Bool             // the peer hung up or the socket failed
+	mu         sync.Mutex              // orders Register and Close
+	registered bool                    // mu
 }
+
+// waiters are where a descriptor's blocking reads and writes wait: most
+// descriptors never block, and hold none.
+type waiters struct{ rd, wr waiter }
 
 // edgeTriggered is EPOLLET, which syscall declares as a negative int.
 const edgeTriggered = 1 << 31
@@ -343,14 +346,17 @@ func (p *Poller) drain(l *loop, b *batch) {
 		if d == nil {
 			continue // closed since
 		}
-		if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-			d.wr.wake()
+		w := d.waiters.Load()
+		if w != nil && ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			w.wr.wake()
 		}
 		if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			d.hup.Store(true)
 		}
 		if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-			d.rd.wake()
+			if w != nil {
+				w.rd.wake()
+			}
 			d.schedule(l)
 		}
 	}
@@ -505,8 +511,10 @@ func (d *Desc) Close() error {
 	if old == 0 {
 		syscall.Close(d.fd)
 	}
-	d.rd.wake()
-	d.wr.wake()
+	if w := d.waiters.Load(); w != nil {
+		w.rd.wake()
+		w.wr.wake()
+	}
 	if reg {
 		registered.Add(-1)
 		d.p.Post(d)
@@ -516,16 +524,33 @@ func (d *Desc) Close() error {
 
 // SetReadDeadline and SetWriteDeadline set the deadlines of blocking
 // reads and writes (the zero time: none).
-func (d *Desc) SetReadDeadline(t time.Time)  { d.rd.setDeadline(t) }
-func (d *Desc) SetWriteDeadline(t time.Time) { d.wr.setDeadline(t) }
+func (d *Desc) SetReadDeadline(t time.Time) {
+	d.setDeadline(t, func(w *waiters) *waiter { return &w.rd })
+}
+func (d *Desc) SetWriteDeadline(t time.Time) {
+	d.setDeadline(t, func(w *waiters) *waiter { return &w.wr })
+}
 
-func (w *waiter) setDeadline(t time.Time) {
+func (d *Desc) setDeadline(t time.Time, which func(*waiters) *waiter) {
+	if t.IsZero() && d.waiters.Load() == nil {
+		return // no deadline to clear
+	}
 	var ns int64
 	if !t.IsZero() {
 		ns = t.UnixNano()
 	}
+	w := which(d.getWaiters())
 	w.deadline.Store(ns)
 	w.notify()
+}
+
+// getWaiters returns d's waiters, made if need be.
+func (d *Desc) getWaiters() *waiters {
+	if w := d.waiters.Load(); w != nil {
+		return w
+	}
+	d.waiters.CompareAndSwap(nil, new(waiters))
+	return d.waiters.Load()
 }
 
 // wake records a readiness event and wakes a waiter.
@@ -546,25 +571,35 @@ func (w *waiter) notify() {
 // Read calls f with the descriptor until it returns true, waiting for
 // the descriptor to be readable whenever it returns false, as
 // syscall.RawConn's Read does.
-func (d *Desc) Read(f func(fd uintptr) bool) error { return d.do(&d.rd, f) }
+func (d *Desc) Read(f func(fd uintptr) bool) error { return d.do(false, f) }
 
 // Write is Read's counterpart for writing.
-func (d *Desc) Write(f func(fd uintptr) bool) error { return d.do(&d.wr, f) }
+func (d *Desc) Write(f func(fd uintptr) bool) error { return d.do(true, f) }
 
-func (d *Desc) do(w *waiter, f func(fd uintptr) bool) error {
+func (d *Desc) do(write bool, f func(fd uintptr) bool) error {
 	if !d.Acquire() {
 		return ErrClosed
 	}
 	defer d.Release()
-	for {
-		g := w.gen.Load()
-		if f(uintptr(d.fd)) {
-			return nil
+	var w *waiter
+	var g uint32
+	for !f(uintptr(d.fd)) {
+		if w == nil {
+			// Made at the first wait only; the events before it were not
+			// counted, so f tries again before waiting.
+			ws := d.getWaiters()
+			if w = &ws.rd; write {
+				w = &ws.wr
+			}
+			g = w.gen.Load()
+			continue
 		}
 		if err := d.wait(w, g); err != nil {
 			return err
 		}
+		g = w.gen.Load()
 	}
+	return nil
 }
 
 // wait waits for a readiness event after the g-th, the deadline or Close.
