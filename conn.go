@@ -95,7 +95,6 @@ type Conn struct {
 	codec        codec
 	hybi         hybiCodec // the codec of the hybi dialects, in the Conn's allocation
 	dialect      Dialect
-	subprotocol  string
 	deflater     *deflater                    // nil without permessage-deflate (msgMu)
 	req          atomic.Pointer[http.Request] // nil once released
 	closeTimeout time.Duration
@@ -125,13 +124,15 @@ type Conn struct {
 	prev, next *Conn // in the Handler's list of open connections (Handler.mu)
 }
 
-// connHooks is what only some connections need: a context, a closer that
-// waits for the reader, functions to run once closed.
+// connHooks is what only some connections need: a subprotocol, a
+// context, a closer that waits for the reader, functions to run once
+// closed.
 type connHooks struct {
-	ctx      context.Context // made by Context
-	cancel   context.CancelCauseFunc
-	readDone chan struct{} // closed when reading ends, for a closer that waits
-	onClose  []func()      // run once closed
+	subprotocol string          // agreed in the handshake
+	ctx         context.Context // made by Context
+	cancel      context.CancelCauseFunc
+	readDone    chan struct{} // closed when reading ends, for a closer that waits
+	onClose     []func()      // run once closed
 }
 
 // hooksLocked returns c's hooks, made if need be (hooksMu held).
@@ -165,11 +166,13 @@ func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, 
 	c := &Conn{
 		client:       client,
 		dialect:      hs.dialect,
-		subprotocol:  hs.protocol,
 		closeTimeout: orDefault(cfg.closeTimeout, DefaultCloseTimeout),
 		writeTimeout: cfg.writeTimeout,
 	}
 	c.br.init(netConn, buffered)
+	if hs.protocol != "" {
+		c.hooksLocked().subprotocol = hs.protocol // not shared yet: no lock
+	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
@@ -206,7 +209,14 @@ func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, 
 func (c *Conn) Dialect() Dialect { return c.dialect }
 
 // Subprotocol is the subprotocol agreed in the handshake, or "".
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	if c.hooks == nil {
+		return ""
+	}
+	return c.hooks.subprotocol
+}
 
 // Extensions is the Sec-WebSocket-Extensions answer of the handshake: the
 // permessage-deflate parameters in force, or "".
