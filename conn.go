@@ -52,10 +52,6 @@ type codec interface {
 	inMessage() bool
 	// sizeHint guesses how much of the current message remains.
 	sizeHint() int
-	// ready reports whether buffered holds the next message or control
-	// frame whole, or enough to refuse it (for the event engine), going on
-	// from sc, which it updates.
-	ready(buffered []byte, sc *readyScan) bool
 	// The framing of what Conn writes (called with wmu held): what goes
 	// before and after the payload to make one frame.
 	//
@@ -69,10 +65,12 @@ type codec interface {
 	closeFrame(code StatusCode, reason string) (pre, payload []byte)
 }
 
-// readyScan is how far a codec's ready has checked what is buffered, so
-// that a message arriving over many reads is checked once, not again from
-// its start at every read. Offsets count from the start of what is
-// buffered: the engine zeroes it whenever the codec consumes.
+// readyScan is how far a codec's ready (which the event engine calls to
+// know whether what is buffered holds the next message or control frame
+// whole, or enough to refuse it) has checked what is buffered, so that a
+// message arriving over many reads is checked once, not again from its
+// start at every read. Offsets count from the start of what is buffered:
+// the engine zeroes it whenever the codec consumes.
 type readyScan struct {
 	pos, end int   // the next byte to check; the end of the frame at pos (inFrame), or where hixie's text began
 	raw      int64 // the hybi message's payload so far

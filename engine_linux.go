@@ -24,7 +24,7 @@ type engineSocket struct {
 	h       *Handler
 	opened  time.Duration // clock() at the handshake
 	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
-	scan    readyScan     // how far the codec checked what is buffered (Run)
+	scan    *readyScan    // how far the codec checked a message that is still arriving (Run)
 	started bool          // OnOpen has run (Run)
 	ended   bool          // OnClose has run (Run)
 }
@@ -127,10 +127,14 @@ func (s *engineSocket) Run() {
 	// waits for it to end, on a poller that a long wait hands off.
 	c.rmu.Lock()
 	var msg *[]byte
+	var scan readyScan // on the stack: kept in s.scan only for a message still arriving
+	if s.scan != nil {
+		scan = *s.scan
+	}
 	for c.readErr == nil {
 		full := s.fill()
-		for c.readErr == nil && (s.rerr != nil || c.codec.ready(c.br.Pending(), &s.scan)) {
-			s.scan = readyScan{} // the codec consumes from here
+		for c.readErr == nil && (s.rerr != nil || c.ready(&scan)) {
+			scan = readyScan{} // the codec consumes from here
 			typ, err := c.codec.next()
 			if err == errControl {
 				if err = c.codec.answer(); err == nil {
@@ -164,11 +168,29 @@ func (s *engineSocket) Run() {
 		}
 	}
 	c.br.park()
+	switch {
+	case scan == readyScan{}:
+		s.scan = nil
+	case s.scan == nil:
+		s.scan = new(readyScan)
+		fallthrough
+	default:
+		*s.scan = scan
+	}
 	err := c.readErr
 	c.rmu.Unlock()
 	if err != nil {
 		s.end(err)
 	}
+}
+
+// ready runs the codec's ready over what is buffered, called on its
+// concrete type: through the codec interface, sc would escape to the heap.
+func (c *Conn) ready(sc *readyScan) bool {
+	if x, ok := c.codec.(*hixieCodec); ok {
+		return x.ready(c.br.Pending(), sc)
+	}
+	return c.hybi.ready(c.br.Pending(), sc)
 }
 
 // engineMessages are the buffers OnMessage's messages are read into.

@@ -474,21 +474,17 @@ func TestEngineTrickle(t *testing.T) {
 	}
 }
 
-// BenchmarkEngineTrickle sends a 1 MiB message as 1024 fragments to an
-// echo on the engine whose socket takes 4 KiB at a time, a few hundred
-// reads: the server checks each byte once and copies the message a
-// bounded number of times, however many reads it takes.
+// BenchmarkEngineTrickle sends a 1 MiB message as 1024 fragments, from a
+// client whose socket sends 4 KiB at a time, to an echo on the engine,
+// which reads it in hundreds of pieces: the server checks each byte once
+// and copies the message a bounded number of times, however many reads
+// it takes.
 func BenchmarkEngineTrickle(b *testing.B) {
 	engineStart()
-	srv := httptest.NewUnstartedServer(&Handler{ReadLimit: 2 << 20, Events: &echoEvents})
-	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			c.(*net.TCPConn).SetReadBuffer(16 << 10)
-		}
-	}
-	srv.Start()
+	srv := httptest.NewServer(&Handler{ReadLimit: 2 << 20, Events: &echoEvents})
 	defer srv.Close()
 	c := dialDialect(b, srv, RFC6455, "/")
+	c.conn.(*net.TCPConn).SetWriteBuffer(4 << 10)
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 64) // 1 KiB
 	const fragments = 1024
 	frames := make([][]byte, fragments)
