@@ -198,21 +198,14 @@ func (s *engineSocket) fill() (full bool) {
 	}
 	cr := s.c.br
 	cr.makeRoom()
-	if !s.d.Acquire() {
-		s.rerr = net.ErrClosed
-		return false
-	}
 	room := (*cr.buf)[cr.w:]
-	n, err := syscall.Read(s.d.Fd(), room)
-	for err == syscall.EINTR {
-		n, err = syscall.Read(s.d.Fd(), room)
-	}
-	s.d.Release()
+	n, err := s.d.ReadNow(room)
 	switch {
 	case err == syscall.EAGAIN:
-		n = 0
+	case err == poll.ErrClosed:
+		s.rerr = err
 	case err != nil:
-		s.rerr, n = socketError("read", s, err), 0
+		s.rerr = socketError("read", s, err)
 	case n == 0:
 		s.rerr = io.EOF
 	}
