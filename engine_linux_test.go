@@ -119,6 +119,30 @@ func TestEngineSlowCallback(t *testing.T) {
 	}
 }
 
+// A message orders what its sender did before writing it before what
+// OnMessage does with it, for the race detector too, as a read on a
+// connection's goroutine does: the engine's raw reads keep the detector's
+// annotations of a read system call (go test -race; without it, this
+// only checks that each note is seen).
+func TestEngineReadOrdersMemory(t *testing.T) {
+	engineStart()
+	notes := make([]string, 20) // each written by the client before its message, read by OnMessage
+	h := &Handler{Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+		i, _ := strconv.Atoi(string(msg))
+		c.WriteMessage(typ, []byte(notes[i]))
+	}}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := dialDialect(t, srv, RFC6455, "/")
+	for i := range notes {
+		notes[i] = fmt.Sprint("note ", i)
+		c.writeText(RFC6455, strconv.Itoa(i))
+		if _, got := c.readMessage(RFC6455); string(got) != notes[i] {
+			t.Fatalf("message %d: OnMessage saw %q, want %q", i, got, notes[i])
+		}
+	}
+}
+
 // A connection reset in the middle of a frame ends the connection as a
 // drop (OnClose with the error), keeping nothing: no goroutine, no
 // connection tracked.

@@ -508,13 +508,22 @@ func (d *Desc) HungUp() bool { return d.hup.Load() }
 
 // ReadNow reads into p what the descriptor has, without waiting: EAGAIN
 // if nothing, ErrClosed once it is closed. A raw system call, which a
-// socket's nonblocking read is.
+// socket's nonblocking read is; under the race detector, syscall.Read,
+// whose annotations order what a writer did before its write before what
+// the reader does after, as Go's own reads do.
 func (d *Desc) ReadNow(p []byte) (int, error) {
 	if !d.Acquire() {
 		return 0, ErrClosed
 	}
 	defer d.Release()
 	for {
+		if raceEnabled {
+			n, err := syscall.Read(d.fd, p)
+			if err == syscall.EINTR {
+				continue
+			}
+			return max(n, 0), err
+		}
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 		switch errno {
 		case 0:
