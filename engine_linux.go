@@ -28,8 +28,8 @@ type engineSocket struct {
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
-// (engineConn), to the engine, before c is tracked (a Shutdown under way
-// closes it at once); runEngine then starts it.
+// (engineConn), to the engine, before c is tracked; runEngine then starts
+// it.
 func (h *Handler) onEngine(c *Conn) bool {
 	s, ok := c.netConn.(*engineSocket)
 	if !ok {
@@ -37,16 +37,21 @@ func (h *Handler) onEngine(c *Conn) bool {
 	}
 	s.c, s.h, s.opened = c, h, clock()
 	h.engineConns.Add(1)
-	if err := s.d.Register(s); err != nil {
-		c.drop(&causeError{ErrDropped, err})
-	}
 	return true
 }
 
-// runEngine makes the first run of c, on the engine, here on net/http's
-// goroutine, which ends after it: OnOpen, what arrived with the handshake
-// (or OnClose and the Handler's accounting, if the registration failed).
-func (h *Handler) runEngine(c *Conn) { c.netConn.(*engineSocket).d.RunHere() }
+// runEngine registers c's socket with its poller, once c is tracked (a
+// poller may run c through to its end at once: a peer that hung up with
+// its handshake), and makes its first run here on net/http's goroutine,
+// which ends after it: OnOpen, what arrived with the handshake (or
+// OnClose and the Handler's accounting, if the registration failed).
+func (h *Handler) runEngine(c *Conn) {
+	s := c.netConn.(*engineSocket)
+	if err := s.d.Register(s); err != nil {
+		c.drop(&causeError{ErrDropped, err})
+	}
+	s.d.RunHere()
+}
 
 // engineConn takes netConn, a plain TCP connection whose handshake is
 // answered, off Go's poller for the engine: it duplicates the descriptor

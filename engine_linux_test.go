@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -140,6 +141,42 @@ func TestEngineReadOrdersMemory(t *testing.T) {
 		if _, got := c.readMessage(RFC6455); string(got) != notes[i] {
 			t.Fatalf("message %d: OnMessage saw %q, want %q", i, got, notes[i])
 		}
+	}
+}
+
+// A peer that sends its handshake, a message and its hang-up at once may
+// have its connection run through to its end by a poller as soon as it
+// is registered: it is registered only once the Handler tracks it, so
+// that its end is counted and it is forgotten (Stats().Active back to 0).
+func TestEngineLastWordsWithHandshake(t *testing.T) {
+	engineStart()
+	const conns = 200
+	var messages, closes atomic.Int64
+	h := &Handler{Events: &Events{
+		OnMessage: func(c *Conn, typ MessageType, msg []byte) { messages.Add(1) },
+		OnClose:   func(c *Conn, err error) { closes.Add(1) },
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	wire := append([]byte(handshakeRequest(RFC6455, addr, "/")), clientFrame(true, 1, []byte("last words"))...)
+	for range conns {
+		c := dialRaw(t, srv)
+		c.write(wire)
+		c.conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for closes.Load() < conns || h.Stats().Active != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections closed, Stats().Active %d, want 0", closes.Load(), conns, h.Stats().Active)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := h.Stats(); s.Accepted != conns || s.Engine != 0 {
+		t.Errorf("stats %+v: want %d accepted, none on the engine", s, conns)
+	}
+	if n := messages.Load(); n != conns {
+		t.Errorf("OnMessage ran %d times, want %d", n, conns)
 	}
 }
 
