@@ -30,8 +30,8 @@ type engineSocket struct {
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
-// (engineConn), to the engine, before c is tracked (a Shutdown under way
-// closes it at once); runEngine then starts it.
+// (engineConn), to the engine, before c is tracked; runEngine then starts
+// it.
 func (h *Handler) onEngine(c *Conn) bool {
 	s, ok := c.br.conn.(*engineSocket)
 	if !ok {
@@ -39,16 +39,21 @@ func (h *Handler) onEngine(c *Conn) bool {
 	}
 	s.c, s.h, s.opened = c, h, clock()
 	h.engineConns.Add(1)
-	if err := s.d.Register(s); err != nil {
-		c.drop(&causeError{ErrDropped, err})
-	}
 	return true
 }
 
-// runEngine makes the first run of c, on the engine, here on net/http's
-// goroutine, which ends after it: OnOpen, what arrived with the handshake
-// (or OnClose and the Handler's accounting, if the registration failed).
-func (h *Handler) runEngine(c *Conn) { c.br.conn.(*engineSocket).d.RunHere() }
+// runEngine registers c's socket with its poller, once c is tracked (a
+// poller may run c through to its end at once: a peer that hung up with
+// its handshake), and makes its first run here on net/http's goroutine,
+// which ends after it: OnOpen, what arrived with the handshake (or
+// OnClose and the Handler's accounting, if the registration failed).
+func (h *Handler) runEngine(c *Conn) {
+	s := c.br.conn.(*engineSocket)
+	if err := s.d.Register(s); err != nil {
+		c.drop(&causeError{ErrDropped, err})
+	}
+	s.d.RunHere()
+}
 
 // engineConn takes netConn, a plain TCP connection whose handshake is
 // answered, off Go's poller for the engine: it duplicates the descriptor
@@ -223,21 +228,14 @@ func (s *engineSocket) fill() (full bool) {
 	}
 	cr := &s.c.br
 	cr.makeRoom()
-	if !s.d.Acquire() {
-		s.rerr = net.ErrClosed
-		return false
-	}
 	room := (*cr.buf)[cr.w:]
-	n, err := syscall.Read(s.d.Fd(), room)
-	for err == syscall.EINTR {
-		n, err = syscall.Read(s.d.Fd(), room)
-	}
-	s.d.Release()
+	n, err := s.d.ReadNow(room)
 	switch {
 	case err == syscall.EAGAIN:
-		n = 0
+	case err == poll.ErrClosed:
+		s.rerr = err
 	case err != nil:
-		s.rerr, n = socketError("read", s, err), 0
+		s.rerr = socketError("read", s, err)
 	case n == 0:
 		s.rerr = io.EOF
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -116,6 +117,66 @@ func TestEngineSlowCallback(t *testing.T) {
 		if _, msg := c.readMessage(RFC6455); string(msg) != "slow" {
 			t.Fatalf("the slow callback's echo: %q", msg)
 		}
+	}
+}
+
+// A message orders what its sender did before writing it before what
+// OnMessage does with it, for the race detector too, as a read on a
+// connection's goroutine does: the engine's raw reads keep the detector's
+// annotations of a read system call (go test -race; without it, this
+// only checks that each note is seen).
+func TestEngineReadOrdersMemory(t *testing.T) {
+	engineStart()
+	notes := make([]string, 20) // each written by the client before its message, read by OnMessage
+	h := &Handler{Events: &Events{OnMessage: func(c *Conn, typ MessageType, msg []byte) {
+		i, _ := strconv.Atoi(string(msg))
+		c.WriteMessage(typ, []byte(notes[i]))
+	}}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := dialDialect(t, srv, RFC6455, "/")
+	for i := range notes {
+		notes[i] = fmt.Sprint("note ", i)
+		c.writeText(RFC6455, strconv.Itoa(i))
+		if _, got := c.readMessage(RFC6455); string(got) != notes[i] {
+			t.Fatalf("message %d: OnMessage saw %q, want %q", i, got, notes[i])
+		}
+	}
+}
+
+// A peer that sends its handshake, a message and its hang-up at once may
+// have its connection run through to its end by a poller as soon as it
+// is registered: it is registered only once the Handler tracks it, so
+// that its end is counted and it is forgotten (Stats().Active back to 0).
+func TestEngineLastWordsWithHandshake(t *testing.T) {
+	engineStart()
+	const conns = 200
+	var messages, closes atomic.Int64
+	h := &Handler{Events: &Events{
+		OnMessage: func(c *Conn, typ MessageType, msg []byte) { messages.Add(1) },
+		OnClose:   func(c *Conn, err error) { closes.Add(1) },
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	wire := append([]byte(handshakeRequest(RFC6455, addr, "/")), clientFrame(true, 1, []byte("last words"))...)
+	for range conns {
+		c := dialRaw(t, srv)
+		c.write(wire)
+		c.conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for closes.Load() < conns || h.Stats().Active != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections closed, Stats().Active %d, want 0", closes.Load(), conns, h.Stats().Active)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := h.Stats(); s.Accepted != conns || s.Engine != 0 {
+		t.Errorf("stats %+v: want %d accepted, none on the engine", s, conns)
+	}
+	if n := messages.Load(); n != conns {
+		t.Errorf("OnMessage ran %d times, want %d", n, conns)
 	}
 }
 
@@ -485,6 +546,7 @@ func BenchmarkEngineTrickle(b *testing.B) {
 	defer srv.Close()
 	c := dialDialect(b, srv, RFC6455, "/")
 	c.conn.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	c.conn.SetDeadline(time.Time{})
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 64) // 1 KiB
 	const fragments = 1024
 	frames := make([][]byte, fragments)

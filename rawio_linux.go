@@ -186,10 +186,19 @@ func (w *rawWriter) done(err error) error {
 
 // writev is the function raw.Write calls: it writes w.iov, advancing it,
 // until all is written, the write fails, or the socket is full (then it
-// waits, arming the write timeout, or returns).
+// waits, arming the write timeout, or returns). On the engine's sockets,
+// whose descriptors are surely nonblocking, it is a raw system call, as
+// the engine's reads are (internal/poll's doc says why).
 func (w *rawWriter) writev(fd uintptr) bool {
+	_, onEngine := w.c.br.conn.(*engineSocket)
 	for len(w.iov) > 0 {
-		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
+		var n uintptr
+		var errno syscall.Errno
+		if onEngine {
+			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
+		} else {
+			n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
+		}
 		switch errno {
 		case 0:
 		case syscall.EINTR:
