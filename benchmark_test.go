@@ -37,7 +37,7 @@ func (r *replayConn) SetDeadline(t time.Time) error    { return nil }
 func benchConn(d Dialect, wire []byte, h *Handler) *Conn {
 	rc := &replayConn{data: wire}
 	brw := bufio.NewReadWriter(bufio.NewReaderSize(rc, 4096), bufio.NewWriterSize(rc, 4096))
-	return newConn(rc, brw, &handshake{dialect: d}, httptest.NewRequest("GET", "/", nil), h)
+	return newConn(rc, brw, &handshake{dialect: d}, httptest.NewRequest("GET", "/", nil), false, h)
 }
 
 var benchSizes = []int{32, 1 << 10, 16 << 10}
@@ -116,23 +116,35 @@ func BenchmarkFrameHeader(b *testing.B) {
 
 // BenchmarkHandshake measures whole RFC 6455 handshakes over loopback TCP,
 // from dial to the server's close.
-func BenchmarkHandshake(b *testing.B) { benchHandshake(b, &Handler{Serve: func(c *Conn) {}}) }
+func BenchmarkHandshake(b *testing.B) { benchHandshake(b, "http.Server", &Handler{Serve: func(c *Conn) {}}) }
 
 // BenchmarkEngineHandshake is a client's handshake and hang-up, served by
-// an echo on a goroutine (Serve) and on the event engine (Events).
+// an echo on a goroutine (Handler.Serve) and on the event engine
+// (Events), under net/http's server and under Serve.
 func BenchmarkEngineHandshake(b *testing.B) {
-	b.Run("goroutine", func(b *testing.B) { benchHandshake(b, &Handler{Serve: reusingEcho}) })
-	b.Run("engine", func(b *testing.B) { benchHandshake(b, &Handler{Events: &echoEvents}) })
+	for _, serve := range []string{"http.Server", "Serve"} {
+		b.Run(serve+"/goroutine", func(b *testing.B) { benchHandshake(b, serve, &Handler{Serve: reusingEcho}) })
+		b.Run(serve+"/engine", func(b *testing.B) { benchHandshake(b, serve, &Handler{Events: &echoEvents}) })
+	}
 }
 
-func benchHandshake(b *testing.B, h *Handler) {
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+// benchHandshake measures handshakes answered by h under net/http's
+// server or under Serve.
+func benchHandshake(b *testing.B, serve string, h *Handler) {
+	var addr string
+	if serve == "Serve" {
+		srv, _ := listenServe(b, h, nil)
+		addr = srv.Listener.Addr().String()
+	} else {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		addr = srv.Listener.Addr().String()
+	}
 	req := []byte(handshakeRequest(RFC6455, "localhost", "/"))
 	buf := make([]byte, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}

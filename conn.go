@@ -141,11 +141,17 @@ func (c *Conn) hooksLocked() *connHooks {
 	return c.hooks
 }
 
-func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, h *Handler) *Conn {
+// newConn makes the Conn of a hijacked connection; owned says that no one
+// else holds req (Serve read it), which the Conn then keeps as it is.
+func newConn(netConn net.Conn, brw *bufio.ReadWriter, hs *handshake, req *http.Request, owned bool, h *Handler) *Conn {
 	// What the client sent after the handshake may sit in net/http's reader.
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	c := openConn(netConn, buffered, hs, h.connConfig(), false)
-	c.req.Store(keptRequest(req))
+	if owned {
+		c.req.Store(stripRequest(req))
+	} else {
+		c.req.Store(keptRequest(req))
+	}
 	return c
 }
 
@@ -249,6 +255,17 @@ func (c *Conn) Request() *http.Request { return c.req.Load() }
 // returns nil, and Context, if first called then, carries no values of
 // the request's context.
 func (c *Conn) ReleaseRequest() { c.req.Store(nil) }
+
+// stripRequest makes r, which no one else holds, what a connection keeps
+// (keptRequest) without a copy: it lets go of r's body and handshake
+// headers.
+func stripRequest(r *http.Request) *http.Request {
+	r.Body, r.GetBody = http.NoBody, nil
+	for k := range handshakeHeaders {
+		delete(r.Header, k)
+	}
+	return r
+}
 
 // keptRequest is what a connection keeps of its handshake request, for as
 // long as it lives (see Conn.Request): a copy without the handshake's

@@ -199,7 +199,7 @@ func fzServerConn(data []byte, chunk int, d Dialect, limit int64, dp *deflatePar
 	netConn := &fzConn{data: data, chunk: chunk}
 	brw := bufio.NewReadWriter(bufio.NewReader(netConn), bufio.NewWriter(netConn))
 	hs := &handshake{dialect: d, deflate: dp}
-	return newConn(netConn, brw, hs, new(http.Request), h)
+	return newConn(netConn, brw, hs, new(http.Request), false, h)
 }
 
 // fzMsg is a message read.

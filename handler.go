@@ -316,7 +316,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c := newConn(h.engineConn(netConn), brw, hs, r, h)
+	_, owned := w.(*response) // Serve's: r is no one else's
+	c := newConn(h.engineConn(netConn), brw, hs, r, owned, h)
 	onEngine := h.onEngine(c) // engineConn made its socket an engine one
 	h.track(c)
 	h.log(slog.LevelInfo, "connection open", r, slog.String("dialect", hs.dialect.String()), slog.String("subprotocol", hs.protocol))
@@ -670,9 +671,8 @@ func (h *Handler) checkLocation(r *http.Request, hs *handshake, scheme, host str
 	// The request as the client sent it, before any router (StripPrefix)
 	// rewrote r.URL.
 	resource := r.RequestURI
-	requested, err := url.ParseRequestURI(resource)
-	if err != nil || !strings.HasPrefix(resource, "/") {
-		requested, resource = r.URL, r.URL.RequestURI() // absolute form
+	if !strings.HasPrefix(resource, "/") {
+		resource = r.URL.RequestURI() // absolute form
 	}
 	if !strings.HasPrefix(resource, "/") {
 		return &refusal{refBadHandshake, http.StatusBadRequest, "the request target must be a path"}
@@ -680,6 +680,10 @@ func (h *Handler) checkLocation(r *http.Request, hs *handshake, scheme, host str
 	hs.location = scheme + "://" + host + resource
 	if want == nil {
 		return nil
+	}
+	requested, err := url.ParseRequestURI(resource)
+	if err != nil {
+		requested = r.URL
 	}
 	wantPath := want.EscapedPath()
 	if wantPath == "" {

@@ -20,7 +20,7 @@ import (
 // ends, and returns it as an httptest.Server of which only Listener and
 // URL are set, for the raw clients' helpers and Dial; Serve's error comes
 // on the channel.
-func listenServe(t *testing.T, h *Handler, wrap func(net.Listener) net.Listener) (*httptest.Server, <-chan error) {
+func listenServe(t testing.TB, h *Handler, wrap func(net.Listener) net.Listener) (*httptest.Server, <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,27 +37,35 @@ func listenServe(t *testing.T, h *Handler, wrap func(net.Listener) net.Listener)
 }
 
 // Every dialect handshakes and echoes through Serve, on the engine and on
-// a goroutine; the callback sees the request (remote address included),
-// and what the client sent right after its handshake is read.
+// a goroutine; the callback sees the request (remote address and the
+// client's own headers included, the handshake's let go of), and what the
+// client sent right after its handshake is read.
 func TestServeDialects(t *testing.T) {
 	engineStart()
 	for _, mode := range []string{"engine", "goroutine"} {
 		t.Run(mode, func(t *testing.T) {
 			remote := make(chan string, 10)
+			seen := func(c *Conn) {
+				r := c.Request()
+				if r.Header.Get("Upgrade") != "" || r.Header.Get("Sec-WebSocket-Version") != "" {
+					t.Errorf("Request() keeps the handshake's headers: %v", r.Header)
+				}
+				remote <- r.RemoteAddr + "|" + r.Header.Get("X-Kept")
+			}
 			h := &Handler{Serve: func(c *Conn) {
-				remote <- c.Request().RemoteAddr
+				seen(c)
 				echoMessages(c)
 			}}
 			if mode == "engine" {
 				h.Serve, h.Events = nil, &Events{
-					OnOpen:    func(c *Conn) { remote <- c.Request().RemoteAddr },
+					OnOpen:    seen,
 					OnMessage: echoEvents.OnMessage,
 				}
 			}
 			srv, _ := listenServe(t, h, nil)
 			for _, d := range []Dialect{Hixie75, Hixie76, Hybi07, Hybi08, RFC6455} {
 				c := dialDialect(t, srv, d, "/path")
-				if got := <-remote; got != c.conn.LocalAddr().String() {
+				if got := <-remote; got != c.conn.LocalAddr().String()+"|" {
 					t.Errorf("%s: Request().RemoteAddr %q, want %q", d, got, c.conn.LocalAddr())
 				}
 				checkEcho(t, c, d, "hello "+d.String())
@@ -72,11 +80,14 @@ func TestServeDialects(t *testing.T) {
 			if _, msg := c.readMessage(RFC6455); string(msg) != "early" {
 				t.Fatalf("echo of the early message: %q", msg)
 			}
-			conn, _, err := Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/dial", nil)
+			conn, _, err := Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/dial",
+				&DialOptions{Header: http.Header{"X-Kept": {"header"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			<-remote
+			if got := <-remote; !strings.HasSuffix(got, "|header") {
+				t.Errorf("Request() without the client's X-Kept: %q", got)
+			}
 			if err := conn.WriteText("dialed"); err != nil {
 				t.Fatal(err)
 			}

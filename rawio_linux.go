@@ -49,8 +49,11 @@ func newRawIO(cr *connReader) *rawIO {
 // without holding a buffer.
 func (cr *connReader) fillRaw() error {
 	rio := cr.rio
-	if rio == nil {
-		rio = newRawIO(cr) // on the engine, whose reads wait only for a close
+	if rio == nil { // on the engine, whose reads wait only for a close
+		if s := cr.conn.(*engineSocket); s.rerr != nil {
+			return s.rerr // Run saw the input end (rmu held, as here)
+		}
+		rio = newRawIO(cr)
 	}
 	rio.err = nil
 	if err := cr.raw.Read(rio.readFn); err != nil {
