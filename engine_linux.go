@@ -19,14 +19,16 @@ import (
 // engine's own reads never wait (Run).
 type engineSocket struct {
 	d       poll.Desc
-	raddr   netip.AddrPort // what net.TCPAddr holds, without its allocations
+	raddr   [16]byte // the peer's address (IPv4 mapped), port and family, compact
 	c       *Conn
 	h       *Handler
 	opened  time.Duration // clock() at the handshake
 	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
 	scan    *readyScan    // how far the codec checked a message that is still arriving (Run)
-	started bool          // OnOpen has run (Run)
-	ended   bool          // OnClose has run (Run)
+	rport   uint16
+	r4      bool
+	started bool // OnOpen has run (Run)
+	ended   bool // OnClose has run (Run)
 }
 
 // onEngine moves c, whose socket the Handler took off Go's poller
@@ -83,7 +85,11 @@ func (h *Handler) engineConn(netConn net.Conn) net.Conn {
 	if derr != nil {
 		return netConn
 	}
-	s := &engineSocket{raddr: tcpAddrPort(tc.RemoteAddr())}
+	s := new(engineSocket)
+	if ra, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ra.AddrPort()
+		s.raddr, s.rport, s.r4 = ap.Addr().As16(), ap.Port(), ap.Addr().Is4()
+	}
 	s.d.Init(p, fd)
 	tc.Close()
 	return s
@@ -359,14 +365,6 @@ func (s *engineSocket) Close() error {
 	return s.d.Close()
 }
 
-// tcpAddrPort is a, a *net.TCPAddr, as a value.
-func tcpAddrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort()
-	}
-	return netip.AddrPort{}
-}
-
 // LocalAddr asks the socket (an idle connection keeps one address, not
 // two); once it is closed, the address is unspecified.
 func (s *engineSocket) LocalAddr() net.Addr {
@@ -394,7 +392,19 @@ func zoneName(id uint32) string {
 	return strconv.Itoa(int(id))
 }
 
-func (s *engineSocket) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
+// RemoteAddr is the peer's address; a link-local IPv6 peer's zone is the
+// local address's, the interface both are on (unspecified once closed).
+func (s *engineSocket) RemoteAddr() net.Addr {
+	ip := netip.AddrFrom16(s.raddr)
+	if s.r4 {
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), s.rport))
+	}
+	a := net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, s.rport))
+	if ip.IsLinkLocalUnicast() {
+		a.Zone = s.LocalAddr().(*net.TCPAddr).Zone
+	}
+	return a
+}
 
 func (s *engineSocket) SetDeadline(t time.Time) error {
 	s.d.SetReadDeadline(t)

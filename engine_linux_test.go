@@ -180,6 +180,40 @@ func TestEngineLastWordsWithHandshake(t *testing.T) {
 	}
 }
 
+// An engine connection's addresses are the client's, over IPv4 and IPv6,
+// and its RemoteAddr outlives the socket (OnClose logs it).
+func TestEngineAddresses(t *testing.T) {
+	engineStart()
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			host := map[string]string{"tcp4": "127.0.0.1", "tcp6": "[::1]"}[network]
+			ln, err := net.Listen(network, host+":0")
+			if err != nil {
+				t.Skipf("no %s loopback here: %v", network, err)
+			}
+			seen := make(chan string, 2)
+			h := &Handler{Events: &Events{
+				OnOpen:  func(c *Conn) { seen <- c.RemoteAddr().String() + " " + c.LocalAddr().String() },
+				OnClose: func(c *Conn, err error) { seen <- c.RemoteAddr().String() },
+			}}
+			go Serve(ln, h)
+			t.Cleanup(func() { ln.Close() })
+			c := dialRaw(t, &httptest.Server{Listener: ln})
+			c.write([]byte(handshakeRequest(RFC6455, ln.Addr().String(), "/")))
+			if status, _, raw := c.readResponse(); !strings.Contains(status, " 101 ") {
+				t.Fatalf("handshake: %q", raw)
+			}
+			if got, want := <-seen, c.conn.LocalAddr().String()+" "+c.conn.RemoteAddr().String(); got != want {
+				t.Errorf("RemoteAddr and LocalAddr %q, want %q", got, want)
+			}
+			c.conn.Close()
+			if got, want := <-seen, c.conn.LocalAddr().String(); got != want {
+				t.Errorf("RemoteAddr in OnClose %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // A connection reset in the middle of a frame ends the connection as a
 // drop (OnClose with the error), keeping nothing: no goroutine, no
 // connection tracked.
