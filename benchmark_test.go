@@ -116,7 +116,9 @@ func BenchmarkFrameHeader(b *testing.B) {
 
 // BenchmarkHandshake measures whole RFC 6455 handshakes over loopback TCP,
 // from dial to the server's close.
-func BenchmarkHandshake(b *testing.B) { benchHandshake(b, "http.Server", &Handler{Serve: func(c *Conn) {}}) }
+func BenchmarkHandshake(b *testing.B) {
+	benchHandshake(b, "http.Server", &Handler{Serve: func(c *Conn) {}})
+}
 
 // BenchmarkEngineHandshake is a client's handshake and hang-up, served by
 // an echo on a goroutine (Handler.Serve) and on the event engine
