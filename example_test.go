@@ -50,6 +50,18 @@ func ExampleEvents() {
 	http.Handle("/events", ws)
 }
 
+// ListenAndServe serves WebSockets only, here on the event engine: a
+// server holding many idle connections, each a few hundred bytes.
+func ExampleListenAndServe() {
+	ws := &websocket.Handler{Events: &websocket.Events{
+		OnOpen: (*websocket.Conn).ReleaseRequest, // nothing more is needed of the request
+		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+			c.WriteMessage(typ, msg)
+		},
+	}}
+	log.Fatal(websocket.ListenAndServe("localhost:8080", ws))
+}
+
 // Shutdown closes every WebSocket with 1001 Going Away; http.Server's
 // Shutdown does not know of hijacked connections.
 func ExampleHandler_Shutdown() {
