@@ -162,9 +162,10 @@
 // compressed or not) and keeps only an unfinished frame's bytes. Callbacks
 // run on the poller; one that blocks has its poller handed to a new
 // goroutine after a few milliseconds, so it holds up only its connection.
-// Writes from any goroutine go straight to the socket and wait, within
-// WriteTimeout, only while it is full; pings and timeouts run from one
-// timer heap per poller. TLS, HTTP/2 and other systems run the same
+// Writes from any goroutine go straight to the socket; what it cannot take
+// is queued (up to 64 KiB a connection, then the writer waits) and written
+// by the poller once the socket is writable, within WriteTimeout. Pings and
+// timeouts run from one timer heap per poller. TLS, HTTP/2 and other systems run the same
 // callbacks on a goroutine per connection. See Events.
 //
 // # Serve: a listener of WebSockets only

@@ -1,13 +1,17 @@
 package websocket
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hybi/websocket/internal/poll"
 )
@@ -24,7 +28,7 @@ type engineSocket struct {
 	h       *Handler
 	opened  time.Duration // clock() at the handshake
 	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
-	scan    *readyScan    // how far the codec checked a message that is still arriving (Run)
+	slow    atomic.Pointer[socketSlow]
 	rport   uint16
 	r4      bool
 	started bool // OnOpen has run (Run)
@@ -138,9 +142,10 @@ func (s *engineSocket) Run() {
 	// waits for it to end, on a poller that a long wait hands off.
 	c.rmu.Lock()
 	var msg *[]byte
-	var scan readyScan // on the stack: kept in s.scan only for a message still arriving
-	if s.scan != nil {
-		scan = *s.scan
+	var scan readyScan // on the stack: kept in slow only for a message still arriving
+	sl := s.slow.Load()
+	if sl != nil {
+		scan = sl.scan
 	}
 	for c.readErr == nil {
 		full := s.fill()
@@ -179,19 +184,240 @@ func (s *engineSocket) Run() {
 		}
 	}
 	c.br.park()
-	switch {
-	case scan == readyScan{}:
-		s.scan = nil
-	case s.scan == nil:
-		s.scan = new(readyScan)
-		fallthrough
-	default:
-		*s.scan = scan
+	if sl != nil || scan != (readyScan{}) {
+		s.slowParts().scan = scan
 	}
 	err := c.readErr
 	c.rmu.Unlock()
 	if err != nil {
 		s.end(err)
+	}
+}
+
+// socketSlow is what only a socket in the middle of something needs, made
+// at the first need and kept: the scan of a message still arriving (Run's)
+// and the output its socket could not take.
+type socketSlow struct {
+	scan readyScan // rmu
+	out  engineOut
+}
+
+func (s *engineSocket) slowParts() *socketSlow {
+	if sl := s.slow.Load(); sl != nil {
+		return sl
+	}
+	s.slow.CompareAndSwap(nil, new(socketSlow))
+	return s.slow.Load()
+}
+
+// engineOut is what the socket could not take of the frames written to
+// it: their bytes, in order, which the poller writes once the socket is
+// writable again. Writers go on meanwhile, their frames queued behind, up
+// to maxQueuedBytes; the write timeout bounds how long the bytes may wait.
+type engineOut struct {
+	mu      sync.Mutex
+	buf     []byte // the bytes waiting from head on
+	head    int
+	timer   *poll.Timer   // the write timeout, armed while bytes wait
+	drained chan struct{} // made by a writer waiting for room; closed once buf is empty or failed
+	err     error         // why the queue failed: the connection is closing
+}
+
+func (o *engineOut) pending() int { return len(o.buf) - o.head }
+
+// maxQueuedBytes is the most an engine connection queues, beyond the
+// socket's own buffer: a writer past it waits for the queue to drain (a
+// Group's shared writer hands the member to a goroutine of its own
+// instead). Small, so that clients that do not read cost little.
+const maxQueuedBytes = 64 << 10
+
+// write writes w's frames (wmu held) to the socket, queueing what it does
+// not take at once behind what is queued already. With wait false, it
+// returns errWouldBlock rather than wait for room in the queue.
+func (s *engineSocket) write(w *rawWriter, wait bool) error {
+	if sl := s.slow.Load(); sl != nil {
+		o := &sl.out
+		o.mu.Lock()
+		if o.err != nil || o.pending() > 0 {
+			return s.queue(o, w, wait)
+		}
+		o.mu.Unlock()
+	}
+	if err := w.write(false); err != errWouldBlock {
+		return err
+	}
+	o := &s.slowParts().out
+	o.mu.Lock()
+	return s.queue(o, w, wait)
+}
+
+// queue appends what is left of w's frames to o (o.mu held; it unlocks
+// it), once there is room.
+func (s *engineSocket) queue(o *engineOut, w *rawWriter, wait bool) error {
+	n := 0
+	for _, v := range w.iov {
+		n += int(v.Len)
+	}
+	for o.err == nil && o.pending() > 0 && o.pending()+n > maxQueuedBytes {
+		if !wait {
+			o.mu.Unlock()
+			return errWouldBlock
+		}
+		if o.drained == nil {
+			o.drained = make(chan struct{})
+		}
+		drained := o.drained
+		o.mu.Unlock()
+		<-drained // or failed: the write timeout bounds the wait
+		o.mu.Lock()
+	}
+	if err := o.err; err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	armed := o.pending() > 0
+	if o.head > 0 && len(o.buf)+n > cap(o.buf) { // room at the front: no new array
+		o.buf = o.buf[:copy(o.buf, o.buf[o.head:])]
+		o.head = 0
+	}
+	for _, v := range w.iov {
+		o.buf = append(o.buf, unsafe.Slice(v.Base, v.Len)...)
+	}
+	w.iov = nil
+	if !armed {
+		s.d.WantWrite(true)
+		if t := s.c.queueTimeout(); t > 0 {
+			if o.timer == nil {
+				o.timer = s.d.AfterFunc(t, s.queueTimedOut)
+			} else {
+				o.timer.Reset(t)
+			}
+		}
+	}
+	o.mu.Unlock()
+	if !armed {
+		s.flush(o) // the socket may have drained before WantWrite
+	}
+	return nil
+}
+
+// queueTimeout is how long queued bytes may wait: the write timeout, or
+// until the user's write deadline if that comes first; 0 for no limit.
+func (c *Conn) queueTimeout() time.Duration {
+	t := c.writeTimeout
+	if u := c.deadline.Load(); u != 0 {
+		if d := time.Until(time.Unix(0, u)); t <= 0 || d < t {
+			t = max(d, 1)
+		}
+	}
+	return max(t, 0)
+}
+
+// Writable flushes the queue when the socket can take more (on the poller).
+func (s *engineSocket) Writable() { s.flush(&s.slowParts().out) }
+
+// flush writes what the queue holds, as much as the socket takes now.
+func (s *engineSocket) flush(o *engineOut) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.flushLocked(o)
+}
+
+// flushLocked is flush with o.mu held: it reports whether the queue is
+// empty (or failed) now.
+func (s *engineSocket) flushLocked(o *engineOut) bool {
+	if o.pending() == 0 || o.err != nil {
+		return true
+	}
+	n, err := s.d.WriteNow(o.buf[o.head:])
+	switch {
+	case err == syscall.EAGAIN:
+		return false
+	case err == poll.ErrClosed:
+		s.failQueue(o, err)
+		return true
+	case err != nil:
+		s.failQueue(o, socketError("write", s, err))
+		return true
+	}
+	if o.head += n; o.pending() > 0 {
+		return false
+	}
+	o.buf, o.head = nil, 0
+	s.d.WantWrite(false)
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	if o.drained != nil {
+		close(o.drained)
+		o.drained = nil
+	}
+	return true
+}
+
+// queueTimedOut fails the connection whose queued bytes waited past the
+// write timeout, as a write that timed out does on a goroutine.
+func (s *engineSocket) queueTimedOut() {
+	o := &s.slowParts().out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending() > 0 && o.err == nil {
+		s.failQueue(o, socketError("write", s, os.ErrDeadlineExceeded))
+	}
+}
+
+// failQueue ends the queue with err (o.mu held): its bytes are dropped,
+// writers waiting for room and writers to come get err, and the connection
+// closes with the cause a failed write has.
+func (s *engineSocket) failQueue(o *engineOut, err error) {
+	closed := errors.Is(err, net.ErrClosed)
+	switch {
+	case closed:
+		o.err = err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		o.err = &causeError{ErrWriteTimeout, err}
+	default:
+		o.err = &causeError{ErrDropped, err}
+	}
+	o.buf, o.head = nil, 0
+	s.d.WantWrite(false)
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	if o.drained != nil {
+		close(o.drained)
+		o.drained = nil
+	}
+	if !closed {
+		s.c.setCause(o.err)
+		go s.c.closeNow()
+	}
+}
+
+// flushWait writes what is queued, waiting for the socket until deadline:
+// before the socket shuts or closes, so that the close frame and what went
+// before it are sent.
+func (s *engineSocket) flushWait(deadline time.Time) {
+	sl := s.slow.Load()
+	if sl == nil {
+		return
+	}
+	o := &sl.out
+	o.mu.Lock()
+	if s.flushLocked(o) {
+		o.mu.Unlock()
+		return
+	}
+	if o.drained == nil {
+		o.drained = make(chan struct{})
+	}
+	drained := o.drained
+	o.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-drained: // by the poller's flushes (Writable)
+	case <-t.C:
 	}
 }
 
@@ -357,10 +583,21 @@ func (s *engineSocket) Write(p []byte) (int, error) {
 // the engine goes on reading meanwhile.)
 func (s *engineSocket) Close() error {
 	if s.c != nil {
-		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout && s.d.Acquire() {
-			syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
-			s.d.Release()
+		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout {
+			if s.d.Acquire() {
+				syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+				s.d.Release()
+			}
+		} else {
+			s.flushWait(time.Now().Add(s.c.closeTimeout))
 		}
+	}
+	if sl := s.slow.Load(); sl != nil {
+		sl.out.mu.Lock()
+		if sl.out.err == nil {
+			s.failQueue(&sl.out, net.ErrClosed) // writers waiting for room return
+		}
+		sl.out.mu.Unlock()
 	}
 	return s.d.Close()
 }
@@ -422,8 +659,12 @@ func (s *engineSocket) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// CloseWrite shuts the sending side (lingerClose).
+// CloseWrite shuts the sending side (lingerClose), once what is queued
+// is sent.
 func (s *engineSocket) CloseWrite() error {
+	if s.c != nil {
+		s.flushWait(time.Now().Add(s.c.closeTimeout))
+	}
 	if !s.d.Acquire() {
 		return net.ErrClosed
 	}

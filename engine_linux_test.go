@@ -84,6 +84,95 @@ func TestEngineSlowPeer(t *testing.T) {
 	engineWaitClosed(t, h, func(s Stats) bool { return s.Closed.WriteTimeout == 1 })
 }
 
+// queuedBytes is what c's engine socket holds in its write queue.
+func queuedBytes(c *Conn) int {
+	sl := c.br.conn.(*engineSocket).slow.Load()
+	if sl == nil {
+		return 0
+	}
+	sl.out.mu.Lock()
+	defer sl.out.mu.Unlock()
+	return sl.out.pending()
+}
+
+// A callback's writes to a peer that is not reading do not wait: what the
+// socket cannot take is queued, up to maxQueuedBytes, and sent in order
+// once the peer reads, with the close written after it behind it. Past
+// the bound, a writer waits for the queue to drain.
+func TestEngineWriteQueue(t *testing.T) {
+	engineStart()
+	type result struct{ queued, beyond, total int }
+	done := make(chan result, 1)
+	msg := bytes.Repeat([]byte("q"), 1000)
+	h := &Handler{CloseTimeout: 200 * time.Millisecond, Events: &Events{OnMessage: func(c *Conn, typ MessageType, m []byte) {
+		var r result
+		write := func() bool {
+			binary.BigEndian.PutUint32(msg, uint32(r.total))
+			r.total++
+			return c.WriteMessage(BinaryMessage, msg) == nil
+		}
+		// Until the socket is full and a frame queued, then 30 KiB more:
+		// none of these waits.
+		for queuedBytes(c) == 0 && write() {
+		}
+		for range 30 {
+			write()
+		}
+		r.queued = queuedBytes(c)
+		if string(m) == "past the bound" {
+			for range 2 * maxQueuedBytes / len(msg) { // waits for the peer to read
+				write()
+			}
+			r.beyond = 2 * maxQueuedBytes / len(msg)
+		}
+		done <- r
+		c.Close(StatusNormalClosure, "done")
+	}}}
+	srv := hosStart(t, h, hosSmallBuffers, false)
+	for _, ask := range []string{"within the bound", "past the bound"} {
+		c := dialDialect(t, srv, RFC6455, "/")
+		c.writeText(RFC6455, ask)
+		var r result
+		if ask == "within the bound" {
+			select {
+			case r = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the callback's writes wait for a peer that does not read")
+			}
+			if r.queued < 30*len(msg) || r.queued > maxQueuedBytes {
+				t.Errorf("%d bytes queued after 30 messages more than the socket took", r.queued)
+			}
+		} else {
+			time.Sleep(100 * time.Millisecond)
+			select {
+			case r = <-done:
+				t.Fatalf("%d messages written past a full socket and a full queue without waiting", r.total)
+			default:
+			}
+		}
+		for i := 0; ; i++ {
+			f, err := c.tryReadFrame()
+			if err != nil {
+				t.Fatalf("%s: frame %d: %v", ask, i, err)
+			}
+			if f.op == 8 {
+				if ask == "past the bound" {
+					r = <-done // the writer went on once the peer read
+				}
+				if code := binary.BigEndian.Uint16(f.payload); code != uint16(StatusNormalClosure) || i != r.total {
+					t.Errorf("close %d after %d messages, want 1000 after %d", code, i, r.total)
+				}
+				break
+			}
+			if got := binary.BigEndian.Uint32(f.payload); f.op != 2 || got != uint32(i) || len(f.payload) != len(msg) {
+				t.Fatalf("frame %d: op %d, message %d of %d bytes", i, f.op, got, len(f.payload))
+			}
+		}
+		c.expectEOF()
+	}
+	engineWaitClosed(t, h, func(s Stats) bool { return s.Active == 0 })
+}
+
 // A slow callback (here, one that sleeps) holds up only its connection:
 // the poller running it is handed to another goroutine.
 func TestEngineSlowCallback(t *testing.T) {

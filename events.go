@@ -13,8 +13,10 @@ package websocket
 // On the engine (Linux, plain TCP), a connection holds no goroutine while
 // idle: the callbacks of all connections run on a few pollers, one per
 // processor. The callbacks of one connection run one at a time, in order
-// (OnOpen, each message, OnClose). A callback may block (write to a full
-// socket, Close and its wait for the peer's close, a database call): a
+// (OnOpen, each message, OnClose). A write does not wait for a peer that
+// is slow to read: what its socket cannot take is queued, up to 64 KiB. A
+// callback may block (a write past that, Close and its wait for the peer's
+// close, a database call): a
 // callback that runs for more than a few milliseconds has its poller handed
 // to a new goroutine, so it holds up only its own connection. With
 // Handler.Events, msg is valid only during the call (it is read into a

@@ -564,8 +564,9 @@ func TestHostileHybiOverLimit(t *testing.T) {
 // 3. Flooding.
 
 // A client sends 100 000 pings (125-byte payloads) and reads nothing. The
-// server answers each with a pong, but does not buffer them: once the
-// socket's buffers are full its reader blocks on the pong's write, which
+// server answers each with a pong, but does not buffer them (on the
+// engine, beyond its 64 KiB write queue): once the socket's buffers are
+// full its reader blocks on the pong's write, which
 // times out after WriteTimeout, and the connection is closed. Goroutines
 // and memory stay bounded, and another client is served meanwhile. The
 // same for a hixie-76 client flooding an echo with messages it never reads.

@@ -141,11 +141,16 @@ func (c *Conn) send(pre, p, post []byte) error {
 	w.add(pre)
 	w.add(p)
 	w.add(post)
-	w.wait, w.errno = true, 0
-	err := w.done(c.br.raw.Write(w.fn))      // not through write: one frame less on a 2 KiB stack
+	var err error
+	if borrowed { // on the engine
+		err = c.br.conn.(*engineSocket).write(w, true)
+		w.c = nil
+	} else {
+		w.wait, w.errno = true, 0
+		err = w.done(c.br.raw.Write(w.fn)) // not through write: one frame less on a 2 KiB stack
+	}
 	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
 	if borrowed {
-		w.c = nil
 		frameWriters.Put(w)
 	}
 	return err
@@ -260,9 +265,17 @@ func (c *Conn) sendFrames(b *frameBatch, wait bool) error {
 		rb.vecs = append(rb.vecs, iovec(f))
 	}
 	rb.w.iov = rb.vecs
+	if s, ok := c.br.conn.(*engineSocket); ok {
+		return s.write(&rb.w, wait)
+	}
 	return rb.w.write(wait)
 }
 
 // finishBatch writes what is left of b, waiting for room (msgMu and wmu
 // held), within the write timeout.
-func (c *Conn) finishBatch(b *frameBatch) error { return b.raw.w.write(true) }
+func (c *Conn) finishBatch(b *frameBatch) error {
+	if s, ok := c.br.conn.(*engineSocket); ok {
+		return s.write(&b.raw.w, true)
+	}
+	return b.raw.w.write(true)
+}

@@ -43,6 +43,7 @@ type Desc struct {
 	waiters    atomic.Pointer[waiters] // made by the first blocking operation or deadline
 	state      atomic.Int32            // idle, running, again
 	hup        atomic.Bool             // the peer hung up or the socket failed
+	wantWrite  atomic.Bool             // call Writable when the socket is writable (WantWrite)
 	mu         sync.Mutex              // orders Register and Close
 	registered bool                    // mu
 }
@@ -246,6 +247,16 @@ func (d *Desc) Register(r Runner) error {
 	return nil
 }
 
+// Writer is a Runner with output waiting for the socket to be writable.
+type Writer interface{ Writable() }
+
+// WantWrite says whether the poller is to call Writable (d's Runner must
+// be a Writer) when d becomes writable: while it has output waiting. It is
+// called on the poller, not serialized with Run, which may be waiting for
+// it. An edge that came before WantWrite is not reported: the caller
+// tries its write again after setting it.
+func (d *Desc) WantWrite(on bool) { d.wantWrite.Store(on) }
+
 // RunHere runs d's work on the calling goroutine, serialized with its
 // runs on the poller, as Register's first run: what arrived before the
 // registration, the edge of which epoll may not report, is read then.
@@ -377,6 +388,9 @@ func (p *Poller) drain(l *loop, b *batch) {
 		}
 		if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			d.hup.Store(true)
+		}
+		if ev.Events&syscall.EPOLLOUT != 0 && d.wantWrite.Load() {
+			d.run.(Writer).Writable()
 		}
 		if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			if w != nil {
@@ -531,6 +545,33 @@ func (d *Desc) ReadNow(p []byte) (int, error) {
 			return max(n, 0), err
 		}
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// WriteNow writes to the socket what it takes of p, without waiting:
+// EAGAIN if nothing, ErrClosed once it is closed. A raw system call, as
+// ReadNow's read (syscall.Write under the race detector).
+func (d *Desc) WriteNow(p []byte) (int, error) {
+	if !d.Acquire() {
+		return 0, ErrClosed
+	}
+	defer d.Release()
+	for {
+		if raceEnabled {
+			n, err := syscall.Write(d.fd, p)
+			if err == syscall.EINTR {
+				continue
+			}
+			return max(n, 0), err
+		}
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 		switch errno {
 		case 0:
 			return int(n), nil
