@@ -1077,16 +1077,26 @@ func (c *Conn) awaitPeerClose() {
 		c.hooksMu.Unlock()
 		return
 	}
-	hk := c.hooksLocked()
-	if hk.readDone == nil {
-		hk.readDone = make(chan struct{})
-	}
-	done := hk.readDone
+	done := awaited(&c.hooksLocked().readDone)
 	c.hooksMu.Unlock()
+	waitClosed(done, deadline)
+}
+
+// awaited returns *ch, made if need be: a channel to be closed once what
+// its waiters await has happened (under the lock that guards *ch).
+func awaited(ch *chan struct{}) chan struct{} {
+	if *ch == nil {
+		*ch = make(chan struct{})
+	}
+	return *ch
+}
+
+// waitClosed waits until ch is closed or deadline passes.
+func waitClosed(ch <-chan struct{}, deadline time.Time) {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-ch:
 	case <-t.C:
 	}
 }

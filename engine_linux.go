@@ -263,10 +263,7 @@ func (s *engineSocket) queue(o *engineOut, w *rawWriter, wait bool) error {
 			o.mu.Unlock()
 			return errWouldBlock
 		}
-		if o.drained == nil {
-			o.drained = make(chan struct{})
-		}
-		drained := o.drained
+		drained := awaited(&o.drained)
 		o.mu.Unlock()
 		<-drained // or failed: the write timeout bounds the wait
 		o.mu.Lock()
@@ -343,6 +340,13 @@ func (s *engineSocket) flushLocked(o *engineOut) bool {
 	if o.head += n; o.pending() > 0 {
 		return false
 	}
+	s.emptied(o)
+	return true
+}
+
+// emptied lets go of o's bytes, written or failed (o.mu held): the socket's
+// writability no longer matters, and writers waiting for room go on.
+func (s *engineSocket) emptied(o *engineOut) {
 	o.buf, o.head = nil, 0
 	s.d.WantWrite(false)
 	if o.timer != nil {
@@ -352,7 +356,6 @@ func (s *engineSocket) flushLocked(o *engineOut) bool {
 		close(o.drained)
 		o.drained = nil
 	}
-	return true
 }
 
 // queueTimedOut fails the connection whose queued bytes waited past the
@@ -379,15 +382,7 @@ func (s *engineSocket) failQueue(o *engineOut, err error) {
 	default:
 		o.err = &causeError{ErrDropped, err}
 	}
-	o.buf, o.head = nil, 0
-	s.d.WantWrite(false)
-	if o.timer != nil {
-		o.timer.Stop()
-	}
-	if o.drained != nil {
-		close(o.drained)
-		o.drained = nil
-	}
+	s.emptied(o)
 	if !closed {
 		s.c.setCause(o.err)
 		go s.c.closeNow()
@@ -408,17 +403,9 @@ func (s *engineSocket) flushWait(deadline time.Time) {
 		o.mu.Unlock()
 		return
 	}
-	if o.drained == nil {
-		o.drained = make(chan struct{})
-	}
-	drained := o.drained
+	drained := awaited(&o.drained) // closed by the poller's flushes (Writable)
 	o.mu.Unlock()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-drained: // by the poller's flushes (Writable)
-	case <-t.C:
-	}
+	waitClosed(drained, deadline)
 }
 
 // ready runs the codec's ready over what is buffered, called on its

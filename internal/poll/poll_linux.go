@@ -527,51 +527,31 @@ func (d *Desc) Release() {
 func (d *Desc) HungUp() bool { return d.hup.Load() }
 
 // ReadNow reads into p what the descriptor has, without waiting: EAGAIN
-// if nothing, ErrClosed once it is closed. A raw system call, which a
-// socket's nonblocking read is; under the race detector, syscall.Read,
-// whose annotations order what a writer did before its write before what
-// the reader does after, as Go's own reads do.
-func (d *Desc) ReadNow(p []byte) (int, error) {
-	if !d.Acquire() {
-		return 0, ErrClosed
-	}
-	defer d.Release()
-	for {
-		if raceEnabled {
-			n, err := syscall.Read(d.fd, p)
-			if err == syscall.EINTR {
-				continue
-			}
-			return max(n, 0), err
-		}
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-		default:
-			return 0, errno
-		}
-	}
-}
+// if nothing, ErrClosed once it is closed.
+func (d *Desc) ReadNow(p []byte) (int, error) { return d.now(syscall.SYS_READ, syscall.Read, p) }
 
 // WriteNow writes to the socket what it takes of p, without waiting:
-// EAGAIN if nothing, ErrClosed once it is closed. A raw system call, as
-// ReadNow's read (syscall.Write under the race detector).
-func (d *Desc) WriteNow(p []byte) (int, error) {
+// EAGAIN if nothing, ErrClosed once it is closed.
+func (d *Desc) WriteNow(p []byte) (int, error) { return d.now(syscall.SYS_WRITE, syscall.Write, p) }
+
+// now makes the read or write trap on p: a raw system call, which a
+// nonblocking socket's is; under the race detector, call (syscall.Read or
+// Write), whose annotations order what a writer did before its write
+// before what the reader does after, as Go's own reads and writes do.
+func (d *Desc) now(trap uintptr, call func(int, []byte) (int, error), p []byte) (int, error) {
 	if !d.Acquire() {
 		return 0, ErrClosed
 	}
 	defer d.Release()
 	for {
 		if raceEnabled {
-			n, err := syscall.Write(d.fd, p)
+			n, err := call(d.fd, p)
 			if err == syscall.EINTR {
 				continue
 			}
 			return max(n, 0), err
 		}
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		n, _, errno := syscall.RawSyscall(trap, uintptr(d.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 		switch errno {
 		case 0:
 			return int(n), nil
