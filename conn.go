@@ -829,15 +829,22 @@ func (c *Conn) setWriteErr(err error) error {
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {
 		err = c.closedErr()
 	} else {
-		cause := ErrDropped
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			cause = ErrWriteTimeout
-		}
-		err = &causeError{cause, err}
-		c.setCause(err)
-		go c.closeNow() // not with wmu held: closing runs the close hooks (a Group's)
+		err = c.failedWrite(err)
 	}
 	c.writeErr = err
+	return err
+}
+
+// failedWrite closes the connection whose write failed with err, which it
+// returns as the cause: ErrWriteTimeout for a timeout, else ErrDropped.
+func (c *Conn) failedWrite(err error) error {
+	cause := ErrDropped
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		cause = ErrWriteTimeout
+	}
+	err = &causeError{cause, err}
+	c.setCause(err)
+	go c.closeNow() // not with wmu held: closing runs the close hooks (a Group's)
 	return err
 }
 

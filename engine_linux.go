@@ -370,28 +370,20 @@ func (s *engineSocket) queueTimedOut() {
 }
 
 // failQueue ends the queue with err (o.mu held): its bytes are dropped,
-// writers waiting for room and writers to come get err, and the connection
-// closes with the cause a failed write has.
+// writers waiting for room and writers to come get err, and unless the
+// socket is closing already, the connection closes as on a failed write.
 func (s *engineSocket) failQueue(o *engineOut, err error) {
-	closed := errors.Is(err, net.ErrClosed)
-	switch {
-	case closed:
-		o.err = err
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		o.err = &causeError{ErrWriteTimeout, err}
-	default:
-		o.err = &causeError{ErrDropped, err}
+	if !errors.Is(err, net.ErrClosed) {
+		err = s.c.failedWrite(err)
 	}
+	o.err = err
 	s.emptied(o)
-	if !closed {
-		s.c.setCause(o.err)
-		go s.c.closeNow()
-	}
 }
 
-// flushWait writes what is queued, waiting for the socket until deadline:
-// before the socket shuts or closes, so that the close frame and what went
-// before it are sent.
+// flushWait writes what is queued, waiting for the socket until deadline,
+// then ends the queue, letting go of what is left: before the socket
+// shuts or closes, so that the close frame and what went before it are
+// sent, and writers waiting for room return.
 func (s *engineSocket) flushWait(deadline time.Time) {
 	sl := s.slow.Load()
 	if sl == nil {
@@ -399,13 +391,16 @@ func (s *engineSocket) flushWait(deadline time.Time) {
 	}
 	o := &sl.out
 	o.mu.Lock()
-	if s.flushLocked(o) {
+	if !s.flushLocked(o) && time.Until(deadline) > 0 {
+		drained := awaited(&o.drained) // closed by the poller's flushes (Writable)
 		o.mu.Unlock()
-		return
+		waitClosed(drained, deadline)
+		o.mu.Lock()
 	}
-	drained := awaited(&o.drained) // closed by the poller's flushes (Writable)
+	if o.err == nil {
+		s.failQueue(o, net.ErrClosed)
+	}
 	o.mu.Unlock()
-	waitClosed(drained, deadline)
 }
 
 // ready runs the codec's ready over what is buffered, called on its
@@ -570,21 +565,15 @@ func (s *engineSocket) Write(p []byte) (int, error) {
 // the engine goes on reading meanwhile.)
 func (s *engineSocket) Close() error {
 	if s.c != nil {
+		deadline := time.Now().Add(s.c.closeTimeout)
 		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout {
+			deadline = time.Time{} // nothing is waited for
 			if s.d.Acquire() {
 				syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
 				s.d.Release()
 			}
-		} else {
-			s.flushWait(time.Now().Add(s.c.closeTimeout))
 		}
-	}
-	if sl := s.slow.Load(); sl != nil {
-		sl.out.mu.Lock()
-		if sl.out.err == nil {
-			s.failQueue(&sl.out, net.ErrClosed) // writers waiting for room return
-		}
-		sl.out.mu.Unlock()
+		s.flushWait(deadline)
 	}
 	return s.d.Close()
 }

@@ -143,7 +143,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 	w.add(post)
 	var err error
 	if borrowed { // on the engine
-		err = c.br.conn.(*engineSocket).write(w, true)
+		err = w.send(true)
 		w.c = nil
 	} else {
 		w.wait, w.errno = true, 0
@@ -265,17 +265,18 @@ func (c *Conn) sendFrames(b *frameBatch, wait bool) error {
 		rb.vecs = append(rb.vecs, iovec(f))
 	}
 	rb.w.iov = rb.vecs
-	if s, ok := c.br.conn.(*engineSocket); ok {
-		return s.write(&rb.w, wait)
-	}
-	return rb.w.write(wait)
+	return rb.w.send(wait)
 }
 
 // finishBatch writes what is left of b, waiting for room (msgMu and wmu
 // held), within the write timeout.
-func (c *Conn) finishBatch(b *frameBatch) error {
-	if s, ok := c.br.conn.(*engineSocket); ok {
-		return s.write(&b.raw.w, true)
+func (c *Conn) finishBatch(b *frameBatch) error { return b.raw.w.send(true) }
+
+// send writes w.iov as write does, or on the engine through its socket's
+// queue.
+func (w *rawWriter) send(wait bool) error {
+	if s, ok := w.c.br.conn.(*engineSocket); ok {
+		return s.write(w, wait)
 	}
-	return b.raw.w.write(true)
+	return w.write(wait)
 }

@@ -2,5 +2,5 @@
 
 package poll
 
-// raceEnabled: the race detector is on (ReadNow).
+// raceEnabled: the race detector is on (Desc.now).
 const raceEnabled = true
