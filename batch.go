@@ -74,7 +74,7 @@ func (c *Conn) sendBatch(b *frameBatch, wait bool) error {
 
 // canTryWrite reports whether a write to c can be tried without waiting
 // (a plain socket on Linux).
-func (c *Conn) canTryWrite() bool { return c.br.raw != nil && !c.masks() }
+func (c *Conn) canTryWrite() bool { return c.br.raw && !c.masks() }
 
 // batchBufSize is the most a write through net.Conn carries at once.
 const batchBufSize = 64 << 10

@@ -91,8 +91,7 @@ type readyScan struct {
 type Conn struct {
 	br           connReader // the net.Conn (conn), read through a pooled buffer; raw, if set, writes too
 	codec        codec
-	hybi         hybiCodec // the codec of the hybi dialects, in the Conn's allocation
-	dialect      Dialect
+	hybi         hybiCodec                    // the codec of the hybi dialects, in the Conn's allocation
 	deflater     *deflater                    // nil without permessage-deflate (msgMu)
 	req          atomic.Pointer[http.Request] // nil once released
 	closeTimeout time.Duration
@@ -112,10 +111,11 @@ type Conn struct {
 	armed    atomic.Int64 // the socket's write deadline as last armed, Unix ns; 0: unknown
 
 	closed    atomic.Bool // closeNow has begun
-	client    bool        // the side that dialed, which masks its frames
-	closeSent bool        // wmu
-	readEnded bool        // hooksMu
-	readGen   uint32      // counts messages, so a stale reader can be refused (rmu)
+	dialect   Dialect
+	client    bool   // the side that dialed, which masks its frames
+	closeSent bool   // wmu
+	readEnded bool   // hooksMu
+	readGen   uint32 // counts messages, so a stale reader can be refused (rmu)
 	hooksMu   sync.Mutex
 	hooks     *connHooks // made when first needed (hooksMu)
 

@@ -27,7 +27,6 @@ type engineSocket struct {
 	c       *Conn
 	h       *Handler
 	opened  time.Duration // clock() at the handshake
-	rerr    error         // how the socket's input ended: io.EOF or the read's error (Run)
 	slow    atomic.Pointer[socketSlow]
 	rport   uint16
 	r4      bool
@@ -149,7 +148,7 @@ func (s *engineSocket) Run() {
 	}
 	for c.readErr == nil {
 		full := s.fill()
-		for c.readErr == nil && (s.rerr != nil || c.ready(&scan)) {
+		for c.readErr == nil && (s.inputErr() != nil || c.ready(&scan)) {
 			scan = readyScan{} // the codec consumes from here
 			typ, err := c.codec.next()
 			if err == errControl {
@@ -194,12 +193,23 @@ func (s *engineSocket) Run() {
 	}
 }
 
-// socketSlow is what only a socket in the middle of something needs, made
-// at the first need and kept: the scan of a message still arriving (Run's)
-// and the output its socket could not take.
+// socketSlow is what only a socket in the middle of something, or at its
+// end, needs, made at the first need and kept: the scan of a message still
+// arriving (Run's), the output its socket could not take, and how its
+// input ended.
 type socketSlow struct {
 	scan readyScan // rmu
 	out  engineOut
+	rerr error // io.EOF or the read's error (fill)
+}
+
+// inputErr is how the socket's input ended, which the codec meets at its
+// next read; nil while it goes on.
+func (s *engineSocket) inputErr() error {
+	if sl := s.slow.Load(); sl != nil {
+		return sl.rerr
+	}
+	return nil
 }
 
 func (s *engineSocket) slowParts() *socketSlow {
@@ -434,10 +444,9 @@ func (s *engineSocket) end(err error) {
 
 // fill reads what the socket has, after what is buffered, without
 // waiting. It reports whether the read filled the room it had: more may
-// be waiting. The end of the input is kept in rerr, for the codec to meet
-// at its next read.
+// be waiting. The end of the input is kept (inputErr).
 func (s *engineSocket) fill() (full bool) {
-	if s.rerr != nil {
+	if s.inputErr() != nil {
 		return false
 	}
 	cr := &s.c.br
@@ -447,11 +456,11 @@ func (s *engineSocket) fill() (full bool) {
 	switch {
 	case err == syscall.EAGAIN:
 	case err == poll.ErrClosed:
-		s.rerr = err
+		s.slowParts().rerr = err
 	case err != nil:
-		s.rerr = socketError("read", s, err)
+		s.slowParts().rerr = socketError("read", s, err)
 	case n == 0:
-		s.rerr = io.EOF
+		s.slowParts().rerr = io.EOF
 	}
 	cr.w += n
 	if cr.w == cr.r {
@@ -513,8 +522,8 @@ func (cr *connReader) park() {
 // (a close awaiting the peer's, a write to a full socket).
 
 func (s *engineSocket) Read(p []byte) (int, error) {
-	if s.rerr != nil {
-		return 0, s.rerr
+	if err := s.inputErr(); err != nil {
+		return 0, err
 	}
 	var n int
 	var errno error
@@ -668,8 +677,8 @@ func (r *engineRaw) Control(f func(fd uintptr)) error {
 // close awaits the peer's: then it waits. The end of the input, once the
 // engine met it, is reported again.
 func (r *engineRaw) Read(f func(fd uintptr) bool) error {
-	if r.rerr != nil {
-		return r.rerr
+	if err := (*engineSocket)(r).inputErr(); err != nil {
+		return err
 	}
 	return r.d.Read(f)
 }

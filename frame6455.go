@@ -190,7 +190,7 @@ type hybiCodec struct {
 	mask       [4]byte
 	utf8       utf8Validator
 
-	ctl []byte // a control frame read, not yet answered: its opcode, then its payload
+	ctl *controlFrame // read, not yet answered
 
 	hdr  [maxHeaderSize + 4]byte // header of the frame being written (wmu)
 	keys *maskKeys               // a client's mask keys (wmu); nil on the server
@@ -287,6 +287,13 @@ func (h *hybiCodec) refusal(hdr frameHeader) *ProtocolError {
 	return &ProtocolError{StatusProtocolError, fmt.Sprintf("reserved opcode %#x", byte(hdr.op))}
 }
 
+// controlFrame is a control frame read, not yet answered.
+type controlFrame struct {
+	op      opcode
+	n       uint8
+	payload [maxControlPayload]byte
+}
+
 // readControl reads a control frame into h.ctl and returns errControl.
 func (h *hybiCodec) readControl(hdr frameHeader) error {
 	// Copied out of the read buffer before it is acted on (which may close
@@ -296,9 +303,8 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 	if err != nil {
 		return unexpected(err)
 	}
-	h.ctl = make([]byte, 1+len(buffered))
-	h.ctl[0] = byte(hdr.op)
-	maskCopy(hdr.mask, 0, h.ctl[1:], buffered)
+	h.ctl = &controlFrame{op: hdr.op, n: uint8(len(buffered))}
+	maskCopy(hdr.mask, 0, h.ctl.payload[:len(buffered)], buffered)
 	h.c.br.Discard(len(buffered))
 	return errControl
 }
@@ -378,7 +384,7 @@ func (h *hybiCodec) validScan(p []byte, sc *readyScan) bool {
 // answer acts on the control frame that readHeader kept: it pongs a ping,
 // calls the pong handler, or answers a close.
 func (h *hybiCodec) answer() error {
-	op, payload := opcode(h.ctl[0]), h.ctl[1:]
+	op, payload := h.ctl.op, h.ctl.payload[:h.ctl.n]
 	h.ctl = nil
 	switch op {
 	case opPing:

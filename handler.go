@@ -21,7 +21,7 @@ import (
 )
 
 // Dialect is the protocol version a client spoke in its handshake.
-type Dialect int
+type Dialect uint8
 
 const (
 	Hixie75 Dialect = iota + 1 // draft-hixie-75

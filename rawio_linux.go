@@ -21,26 +21,36 @@ func (c *Conn) useRawSocket() {
 	if err != nil {
 		return
 	}
-	c.br.raw = raw
+	c.br.raw = true
 	if _, engine := sc.(*engineSocket); !engine {
 		// Made here, not at the first read or write: a 2 KiB stack has no
 		// room for an allocation there. The engine's reads wait only for a
 		// close (fillRaw makes one for the wait), and its writes borrow a writer.
-		c.br.rio = newRawIO(&c.br)
+		c.br.rio = newRawIO(&c.br, raw)
 	}
+}
+
+// rawConn is the socket's descriptor (cr.raw): rio's, or on the engine,
+// the socket's own, which an idle connection keeps no second reference to.
+func (cr *connReader) rawConn() syscall.RawConn {
+	if cr.rio != nil {
+		return cr.rio.raw
+	}
+	return (*engineRaw)(cr.conn.(*engineSocket))
 }
 
 // rawIO is the state of a connection's reads and writes through raw, made
 // once so that they allocate nothing.
 type rawIO struct {
 	cr     *connReader
+	raw    syscall.RawConn
 	w      rawWriter             // the Conn's frames (wmu)
 	readFn func(fd uintptr) bool // read
 	err    error                 // read's
 }
 
-func newRawIO(cr *connReader) *rawIO {
-	rio := &rawIO{cr: cr}
+func newRawIO(cr *connReader, raw syscall.RawConn) *rawIO {
+	rio := &rawIO{cr: cr, raw: raw}
 	rio.readFn, rio.w.fn = rio.read, rio.w.writev
 	return rio
 }
@@ -50,13 +60,14 @@ func newRawIO(cr *connReader) *rawIO {
 func (cr *connReader) fillRaw() error {
 	rio := cr.rio
 	if rio == nil { // on the engine, whose reads wait only for a close
-		if s := cr.conn.(*engineSocket); s.rerr != nil {
-			return s.rerr // Run saw the input end (rmu held, as here)
+		s := cr.conn.(*engineSocket)
+		if err := s.inputErr(); err != nil {
+			return err // Run saw the input end (rmu held, as here)
 		}
-		rio = newRawIO(cr)
+		rio = newRawIO(cr, (*engineRaw)(s))
 	}
 	rio.err = nil
-	if err := cr.raw.Read(rio.readFn); err != nil {
+	if err := rio.raw.Read(rio.readFn); err != nil {
 		return err
 	}
 	if rio.err != nil {
@@ -127,7 +138,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 	if len(p) > 0 && c.masks() { // here, not in a frame of its own: an idle connection's stack is small
 		return c.sendMasked(pre, p) // which calls send with p nil
 	}
-	if c.br.raw == nil {
+	if !c.br.raw {
 		return c.sendConn(pre, p, post)
 	}
 	var w *rawWriter
@@ -147,7 +158,7 @@ func (c *Conn) send(pre, p, post []byte) error {
 		w.c = nil
 	} else {
 		w.wait, w.errno = true, 0
-		err = w.done(c.br.raw.Write(w.fn)) // not through write: one frame less on a 2 KiB stack
+		err = w.done(c.br.rio.raw.Write(w.fn)) // not through write: one frame less on a 2 KiB stack
 	}
 	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
 	if borrowed {
@@ -173,7 +184,7 @@ func iovec(b []byte) syscall.Iovec {
 // it all, and a later write(true) writes the rest.
 func (w *rawWriter) write(wait bool) error {
 	w.wait, w.errno = wait, 0
-	return w.done(w.c.br.raw.Write(w.fn))
+	return w.done(w.c.br.rawConn().Write(w.fn))
 }
 
 // done is what a write through raw.Write comes to.
@@ -253,7 +264,7 @@ func (rb *rawBatch) reset() {
 // one writev, without waiting unless wait (errWouldBlock: the socket
 // could not take them all; finishBatch writes the rest).
 func (c *Conn) sendFrames(b *frameBatch, wait bool) error {
-	if c.br.raw == nil {
+	if !c.br.raw {
 		return c.sendFramesConn(b.frames)
 	}
 	rb := &b.raw

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 )
 
@@ -33,9 +32,9 @@ var readBufs = [2]sync.Pool{
 // tried first, and only an empty socket waits, with the buffer returned.
 type connReader struct {
 	conn  net.Conn
-	raw   syscall.RawConn // nil: not a plain socket (TLS, a pipe)
-	buf   *[]byte         // nil while empty
+	buf   *[]byte // nil while empty
 	r, w  int
+	raw   bool // a plain socket, read and written through its descriptor (rawConn)
 	large bool // the next buffer is a large one
 
 	// A TLS connection buffers what it decrypts: it waits for its peer
@@ -124,7 +123,7 @@ func (cr *connReader) wait() error {
 func (cr *connReader) fill(idle bool) error {
 	if cr.buf == nil {
 		switch {
-		case cr.raw != nil:
+		case cr.raw:
 			return cr.fillRaw()
 		case cr.tls && idle:
 			return cr.fillTLS()
