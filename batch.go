@@ -44,7 +44,7 @@ func (c *Conn) sendBatch(b *frameBatch, wait bool) error {
 	}
 	if c.masks() { // a client's frames: each masked with its own key
 		for _, pm := range b.msgs {
-			if pre, _, err := c.codec.dataFrame(pm.typ, pm.data, true, true, false); err == nil {
+			if pre, _, err := c.codec().dataFrame(pm.typ, pm.data, true, true, false); err == nil {
 				if err := c.send(pre, pm.data, nil); err != nil {
 					return c.setWriteErr(err)
 				}

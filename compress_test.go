@@ -1907,7 +1907,7 @@ func TestDeflateIdleMemory(t *testing.T) {
 				}
 				// Idle now: look at what the connection holds.
 				var h held
-				hc := c.codec.(*hybiCodec)
+				hc := &c.hybi
 				if f := hc.inflater; f != nil {
 					h.inflaterExist = true
 					h.frNil, h.brNil = f.fr == nil, f.br == nil

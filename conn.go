@@ -89,9 +89,9 @@ type readyScan struct {
 // returns). Any number of goroutines may write at once: each message goes out
 // whole, in the order the writers got to it.
 type Conn struct {
-	br           connReader // the net.Conn (conn), read through a pooled buffer; raw, if set, writes too
-	codec        codec
-	hybi         hybiCodec                    // the codec of the hybi dialects, in the Conn's allocation
+	br           connReader                   // the net.Conn (conn), read through a pooled buffer; raw, if set, writes too
+	hixie        *hixieCodec                  // the hixie dialects' codec; nil: the hybi dialects', hybi
+	hybi         hybiCodec                    // in the Conn's allocation
 	deflater     *deflater                    // nil without permessage-deflate (msgMu)
 	req          atomic.Pointer[http.Request] // nil once released
 	closeTimeout time.Duration
@@ -102,7 +102,6 @@ type Conn struct {
 	rmu       sync.Mutex // held while reading from br
 	readLimit atomic.Int64
 	readErr   error // sticky: once reading failed, it stays failed
-	onPong    atomic.Pointer[func([]byte)]
 
 	msgMu    sync.Mutex   // held for one whole data message
 	wmu      sync.Mutex   // held for one frame
@@ -124,9 +123,10 @@ type Conn struct {
 
 // connHooks is what only some connections need: a subprotocol, a
 // context, a closer that waits for the reader, functions to run once
-// closed.
+// closed, a pong handler.
 type connHooks struct {
 	subprotocol string          // agreed in the handshake
+	onPong      func([]byte)    // SetPongHandler's
 	ctx         context.Context // made by Context
 	cancel      context.CancelCauseFunc
 	readDone    chan struct{} // closed when reading ends, for a closer that waits
@@ -186,10 +186,9 @@ func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, 
 	}
 	switch {
 	case !hs.dialect.hybi():
-		c.codec = &hixieCodec{c: c}
+		c.hixie = &hixieCodec{c: c}
 	default:
 		hc := &c.hybi
-		hc.c = c
 		if client {
 			hc.keys = newMaskKeys()
 		}
@@ -202,11 +201,18 @@ func openConn(netConn net.Conn, buffered []byte, hs *handshake, cfg connConfig, 
 			c.deflater = newDeflater(p, cfg.compression)
 			c.deflater.answer = hs.extensions
 		}
-		c.codec = hc
 	}
 	c.useRawSocket()
 	startKeepalive(c, cfg)
 	return c
+}
+
+// codec is the codec of c's dialect.
+func (c *Conn) codec() codec {
+	if c.hixie != nil {
+		return c.hixie
+	}
+	return &c.hybi
 }
 
 // Dialect is the protocol version spoken, chosen by the client.
@@ -402,11 +408,21 @@ func (c *Conn) restoreWriteDeadline() {
 // peer sends (RFC 6455 dialects), on the reading goroutine. The payload is
 // only valid during the call.
 func (c *Conn) SetPongHandler(f func(payload []byte)) {
-	if f == nil {
-		c.onPong.Store(nil)
-		return
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	if f != nil || c.hooks != nil {
+		c.hooksLocked().onPong = f
 	}
-	c.onPong.Store(&f)
+}
+
+// pongHandler is the function SetPongHandler set, if any.
+func (c *Conn) pongHandler() func(payload []byte) {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	if c.hooks == nil {
+		return nil
+	}
+	return c.hooks.onPong
 }
 
 // ReadMessage reads the next whole data message into a new slice. A large
@@ -457,13 +473,13 @@ func (c *Conn) appendRest(typ MessageType, dst []byte) (MessageType, []byte, err
 				return c.appendLarge(typ, dst)
 			}
 			// Usually the hint is the exact size of the message.
-			hint := c.codec.sizeHint()
+			hint := c.codec().sizeHint()
 			if hint <= 0 {
 				hint = 512
 			}
 			dst = slices.Grow(dst, hint)
 		}
-		n, err := c.codec.read(dst[len(dst):cap(dst)])
+		n, err := c.codec().read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
 		switch {
 		case err == io.EOF:
@@ -485,7 +501,7 @@ func (c *Conn) appendLarge(typ MessageType, dst []byte) (MessageType, []byte, er
 		if err != nil {
 			return 0, dst, c.setReadErr(c.fail(StatusMessageTooBig, "no memory for the message"))
 		}
-		n, err := c.codec.read(p)
+		n, err := c.codec().read(p)
 		rest.size += n
 		switch {
 		case err == io.EOF:
@@ -516,7 +532,7 @@ func (c *Conn) nextLocked() (MessageType, error) {
 		return 0, c.readErr
 	}
 	for {
-		if !c.codec.inMessage() {
+		if !c.codec().inMessage() {
 			// The next message needs bytes: wait for them here, where the
 			// stack is shallow, so that an idle connection's goroutine
 			// keeps the smallest stack.
@@ -524,14 +540,14 @@ func (c *Conn) nextLocked() (MessageType, error) {
 				return 0, c.setReadErr(err)
 			}
 		}
-		if c.codec.inMessage() {
+		if c.codec().inMessage() {
 			if err := c.discardMessage(); err != nil {
 				return 0, err
 			}
 		}
-		typ, err := c.codec.next()
+		typ, err := c.codec().next()
 		if err == errControl {
-			err = c.codec.answer()
+			err = c.codec().answer()
 			if err == nil {
 				continue
 			}
@@ -548,7 +564,7 @@ func (c *Conn) nextLocked() (MessageType, error) {
 // function of its own, so that io.Copy's frame is not on nextLocked's
 // stack while it waits.
 func (c *Conn) discardMessage() error {
-	if _, err := io.Copy(io.Discard, readerFunc(c.codec.read)); err != nil {
+	if _, err := io.Copy(io.Discard, readerFunc(c.codec().read)); err != nil {
 		return c.setReadErr(err)
 	}
 	return nil
@@ -582,7 +598,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if c.readErr != nil {
 		return 0, c.readErr
 	}
-	n, err := c.codec.read(p)
+	n, err := c.codec().read(p)
 	if err != nil && err != io.EOF {
 		err = c.setReadErr(err)
 	}
@@ -743,7 +759,7 @@ func (c *Conn) writeData(typ MessageType, p []byte, first, fin, compressed bool)
 	if err := c.writable(); err != nil {
 		return err
 	}
-	pre, post, err := c.codec.dataFrame(typ, p, first, fin, compressed)
+	pre, post, err := c.codec().dataFrame(typ, p, first, fin, compressed)
 	if err != nil {
 		return err
 	}
@@ -955,7 +971,7 @@ func (c *Conn) writeControl(op opcode, payload []byte) error {
 	if err := c.writable(); err != nil {
 		return err
 	}
-	pre, err := c.codec.controlFrame(op, payload)
+	pre, err := c.codec().controlFrame(op, payload)
 	if err != nil {
 		return err
 	}
@@ -973,7 +989,7 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	pre, payload := c.codec.closeFrame(code, reason)
+	pre, payload := c.codec().closeFrame(code, reason)
 	if len(pre) == 0 {
 		return nil
 	}

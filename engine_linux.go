@@ -150,9 +150,9 @@ func (s *engineSocket) Run() {
 		full := s.fill()
 		for c.readErr == nil && (s.inputErr() != nil || c.ready(&scan)) {
 			scan = readyScan{} // the codec consumes from here
-			typ, err := c.codec.next()
+			typ, err := c.codec().next()
 			if err == errControl {
-				if err = c.codec.answer(); err == nil {
+				if err = c.codec().answer(); err == nil {
 					continue
 				}
 			}
@@ -416,8 +416,8 @@ func (s *engineSocket) flushWait(deadline time.Time) {
 // ready runs the codec's ready over what is buffered, called on its
 // concrete type: through the codec interface, sc would escape to the heap.
 func (c *Conn) ready(sc *readyScan) bool {
-	if x, ok := c.codec.(*hixieCodec); ok {
-		return x.ready(c.br.Pending(), sc)
+	if c.hixie != nil {
+		return c.hixie.ready(c.br.Pending(), sc)
 	}
 	return c.hybi.ready(c.br.Pending(), sc)
 }

@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // opcode is an RFC 6455 frame opcode (section 5.2).
@@ -175,7 +176,6 @@ func maskCopy(key [4]byte, pos int, dst, src []byte) int {
 
 // hybiCodec reads and writes RFC 6455 frames (also spoken by hybi-07/08).
 type hybiCodec struct {
-	c        *Conn
 	inflater *inflater // nil without permessage-deflate
 
 	// The message being read.
@@ -194,6 +194,12 @@ type hybiCodec struct {
 
 	hdr  [maxHeaderSize + 4]byte // header of the frame being written (wmu)
 	keys *maskKeys               // a client's mask keys (wmu); nil on the server
+}
+
+// conn is the Conn whose codec h is: h lives inside it (Conn.hybi), so
+// it needs no pointer to it, which would cost every connection 8 bytes.
+func (h *hybiCodec) conn() *Conn {
+	return (*Conn)(unsafe.Add(unsafe.Pointer(h), -int(unsafe.Offsetof(Conn{}.hybi))))
 }
 
 // maskKeys makes a client's mask keys: a fresh one per frame, which RFC
@@ -238,16 +244,16 @@ const maxSizeHint = 64 << 10
 // on the message in progress. A control frame it reads whole, keeps for
 // answer, and returns errControl.
 func (h *hybiCodec) readHeader() (frameHeader, error) {
-	hdr, err := readFrameHeader(&h.c.br)
-	h.c.heardFrame()
+	hdr, err := readFrameHeader(&h.conn().br)
+	h.conn().heardFrame()
 	if err != nil {
 		if pe, ok := err.(*ProtocolError); ok {
-			return hdr, h.c.fail(pe.Code, pe.Reason)
+			return hdr, h.conn().fail(pe.Code, pe.Reason)
 		}
 		return hdr, err
 	}
 	if pe := h.refusal(hdr); pe != nil {
-		return hdr, h.c.fail(pe.Code, pe.Reason)
+		return hdr, h.conn().fail(pe.Code, pe.Reason)
 	}
 	if hdr.op.control() {
 		return hdr, h.readControl(hdr)
@@ -266,8 +272,8 @@ func (h *hybiCodec) refusal(hdr frameHeader) *ProtocolError {
 	case hdr.rsv != 0 && (h.inflater == nil || hdr.op != opText && hdr.op != opBinary):
 		// permessage-deflate sets RSV1 on a message's first frame only.
 		return &ProtocolError{StatusProtocolError, "RSV1 set with no extension defining it on this frame"}
-	case hdr.masked == h.c.client:
-		if h.c.client {
+	case hdr.masked == h.conn().client:
+		if h.conn().client {
 			return &ProtocolError{StatusProtocolError, "masked server frame"}
 		}
 		return &ProtocolError{StatusProtocolError, "unmasked client frame"}
@@ -299,13 +305,13 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 	// Copied out of the read buffer before it is acted on (which may close
 	// the connection and drain that buffer): an allocation per control
 	// frame rather than 125 bytes held by every connection.
-	buffered, err := h.c.br.Peek(int(hdr.length))
+	buffered, err := h.conn().br.Peek(int(hdr.length))
 	if err != nil {
 		return unexpected(err)
 	}
 	h.ctl = &controlFrame{op: hdr.op, n: uint8(len(buffered))}
 	maskCopy(hdr.mask, 0, h.ctl.payload[:len(buffered)], buffered)
-	h.c.br.Discard(len(buffered))
+	h.conn().br.Discard(len(buffered))
 	return errControl
 }
 
@@ -388,19 +394,19 @@ func (h *hybiCodec) answer() error {
 	h.ctl = nil
 	switch op {
 	case opPing:
-		if err := h.c.writeControl(opPong, payload); err != nil && !errors.Is(err, ErrClosed) {
+		if err := h.conn().writeControl(opPong, payload); err != nil && !errors.Is(err, ErrClosed) {
 			return err
 		}
 	case opPong:
-		if f := h.c.onPong.Load(); f != nil {
-			(*f)(payload)
+		if f := h.conn().pongHandler(); f != nil {
+			f(payload)
 		}
 	case opClose:
 		ce, err := h.peerClose(payload)
 		if err != nil {
 			return err
 		}
-		return h.c.answerClose(ce)
+		return h.conn().answerClose(ce)
 	}
 	return nil
 }
@@ -411,14 +417,14 @@ func (h *hybiCodec) peerClose(payload []byte) (*CloseError, error) {
 	ce := &CloseError{Code: StatusNoStatusRcvd}
 	switch {
 	case len(payload) == 1:
-		return nil, h.c.fail(StatusProtocolError, "close frame with a 1-byte payload")
+		return nil, h.conn().fail(StatusProtocolError, "close frame with a 1-byte payload")
 	case len(payload) >= 2:
 		ce.Code = StatusCode(binary.BigEndian.Uint16(payload))
 		if !ce.Code.sendable() {
-			return nil, h.c.fail(StatusProtocolError, fmt.Sprintf("close code %d may not be sent", int(ce.Code)))
+			return nil, h.conn().fail(StatusProtocolError, fmt.Sprintf("close code %d may not be sent", int(ce.Code)))
 		}
 		if !utf8.Valid(payload[2:]) {
-			return nil, h.c.fail(StatusInvalidPayload, "close reason is not valid UTF-8")
+			return nil, h.conn().fail(StatusInvalidPayload, "close reason is not valid UTF-8")
 		}
 		ce.Reason = string(payload[2:])
 	}
@@ -431,7 +437,7 @@ func (h *hybiCodec) next() (MessageType, error) {
 		return 0, err
 	}
 	if hdr.op == opContinuation {
-		return 0, h.c.fail(StatusProtocolError, "continuation frame with no message started")
+		return 0, h.conn().fail(StatusProtocolError, "continuation frame with no message started")
 	}
 	h.started = true
 	h.compressed = hdr.rsv&rsv1 != 0
@@ -454,7 +460,7 @@ func compressedSlack(limit int64) int64 { return limit/16 + 1024 }
 
 func (h *hybiCodec) startFrame(hdr frameHeader) error {
 	if h.tooLong(hdr.length, h.raw, h.compressed) {
-		return h.c.fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.c.readLimit.Load()))
+		return h.conn().fail(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", h.conn().readLimit.Load()))
 	}
 	h.fin = hdr.fin
 	h.remaining = hdr.length
@@ -466,7 +472,7 @@ func (h *hybiCodec) startFrame(hdr frameHeader) error {
 // tooLong reports whether a frame of length, after raw bytes of its
 // message's payload, takes the message over the read limit.
 func (h *hybiCodec) tooLong(length, raw int64, compressed bool) bool {
-	limit := h.c.readLimit.Load()
+	limit := h.conn().readLimit.Load()
 	if limit < 0 {
 		return false
 	}
@@ -487,22 +493,22 @@ func (h *hybiCodec) read(p []byte) (int, error) {
 	if h.compressed {
 		n, err = h.inflater.read(p)
 		if err == errBadDeflate {
-			return 0, h.c.fail(StatusInvalidPayload, err.Error())
+			return 0, h.conn().fail(StatusInvalidPayload, err.Error())
 		}
 	} else {
 		n, err = h.readPayload(p)
 	}
 	h.total += int64(n)
-	if h.compressed && h.c.overLimit(h.total) {
-		return 0, h.c.fail(StatusMessageTooBig, fmt.Sprintf("message inflates beyond the read limit of %d bytes", h.c.readLimit.Load()))
+	if h.compressed && h.conn().overLimit(h.total) {
+		return 0, h.conn().fail(StatusMessageTooBig, fmt.Sprintf("message inflates beyond the read limit of %d bytes", h.conn().readLimit.Load()))
 	}
 	if h.msgOp == opText && !h.utf8.write(p[:n]) {
-		return n, h.c.fail(StatusInvalidPayload, "text message is not valid UTF-8")
+		return n, h.conn().fail(StatusInvalidPayload, "text message is not valid UTF-8")
 	}
 	if err == io.EOF {
 		h.started = false
 		if h.msgOp == opText && !h.utf8.complete() {
-			return n, h.c.fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
+			return n, h.conn().fail(StatusInvalidPayload, "text message ends inside a UTF-8 sequence")
 		}
 	}
 	return n, err
@@ -527,7 +533,7 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 			return 0, unexpected(err) // the message is not over: EOF is not its end
 		}
 		if hdr.op != opContinuation {
-			return 0, h.c.fail(StatusProtocolError, "new data frame inside a fragmented message")
+			return 0, h.conn().fail(StatusProtocolError, "new data frame inside a fragmented message")
 		}
 		if err := h.startFrame(hdr); err != nil {
 			return 0, err
@@ -536,9 +542,9 @@ func (h *hybiCodec) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > h.remaining {
 		p = p[:h.remaining]
 	}
-	n, pos, err := h.c.br.readMasked(p, h.mask, int(h.maskPos))
+	n, pos, err := h.conn().br.readMasked(p, h.mask, int(h.maskPos))
 	h.maskPos = uint8(pos)
-	h.c.heardFrame() // a long frame trickling in is a peer alive
+	h.conn().heardFrame() // a long frame trickling in is a peer alive
 	h.remaining -= int64(n)
 	h.raw += int64(n)
 	switch {
