@@ -415,14 +415,17 @@ func (c *Conn) SetPongHandler(f func(payload []byte)) {
 	}
 }
 
-// pongHandler is the function SetPongHandler set, if any.
-func (c *Conn) pongHandler() func(payload []byte) {
+// pong calls the function SetPongHandler set, if any, with payload.
+func (c *Conn) pong(payload []byte) {
 	c.hooksMu.Lock()
-	defer c.hooksMu.Unlock()
-	if c.hooks == nil {
-		return nil
+	var f func([]byte)
+	if c.hooks != nil {
+		f = c.hooks.onPong
 	}
-	return c.hooks.onPong
+	c.hooksMu.Unlock()
+	if f != nil {
+		f(payload)
+	}
 }
 
 // ReadMessage reads the next whole data message into a new slice. A large

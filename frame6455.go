@@ -244,16 +244,17 @@ const maxSizeHint = 64 << 10
 // on the message in progress. A control frame it reads whole, keeps for
 // answer, and returns errControl.
 func (h *hybiCodec) readHeader() (frameHeader, error) {
-	hdr, err := readFrameHeader(&h.conn().br)
-	h.conn().heardFrame()
+	c := h.conn()
+	hdr, err := readFrameHeader(&c.br)
+	c.heardFrame()
 	if err != nil {
 		if pe, ok := err.(*ProtocolError); ok {
-			return hdr, h.conn().fail(pe.Code, pe.Reason)
+			return hdr, c.fail(pe.Code, pe.Reason)
 		}
 		return hdr, err
 	}
 	if pe := h.refusal(hdr); pe != nil {
-		return hdr, h.conn().fail(pe.Code, pe.Reason)
+		return hdr, c.fail(pe.Code, pe.Reason)
 	}
 	if hdr.op.control() {
 		return hdr, h.readControl(hdr)
@@ -398,9 +399,7 @@ func (h *hybiCodec) answer() error {
 			return err
 		}
 	case opPong:
-		if f := h.conn().pongHandler(); f != nil {
-			f(payload)
-		}
+		h.conn().pong(payload)
 	case opClose:
 		ce, err := h.peerClose(payload)
 		if err != nil {
