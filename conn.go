@@ -79,6 +79,8 @@ type readyScan struct {
 	utf8     utf8Validator
 
 	inFrame, inMessage, compressed, text, check, last bool
+
+	control int // > 0: where a ping or pong between the fragments of a message still arriving begins (hybi)
 }
 
 // Conn is one WebSocket connection, whatever its dialect, on either end:

@@ -149,6 +149,12 @@ func (s *engineSocket) Run() {
 	for c.readErr == nil {
 		full := s.fill()
 		for c.readErr == nil && (s.inputErr() != nil || c.ready(&scan)) {
+			if scan.control > 0 {
+				if err := c.hybi.takeControl(&scan); err != nil {
+					c.setReadErr(err)
+				}
+				continue
+			}
 			scan = readyScan{} // the codec consumes from here
 			typ, err := c.codec().next()
 			if err == errControl {

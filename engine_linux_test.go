@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -688,5 +689,124 @@ func BenchmarkEngineTrickle(b *testing.B) {
 		if _, msg := c.readMessage(RFC6455); len(msg) != fragments*len(payload) {
 			b.Fatalf("echo of %d bytes", len(msg))
 		}
+	}
+}
+
+// Random fragmented messages with pings among their fragments, sent in
+// random cuts with pauses between some (so that they arrive over many
+// reads): each mode answers every ping and echoes every message, in the
+// order in which they end on the wire.
+func TestEngineRandomFraming(t *testing.T) {
+	engineStart()
+	for _, tc := range []struct {
+		name string
+		h    *Handler
+	}{
+		{"goroutine", &Handler{Serve: echoMessages}},
+		{"engine", &Handler{Events: &echoEvents}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h)
+			t.Cleanup(srv.Close)
+			rng := rand.New(rand.NewPCG(1, 2))
+			var wire []byte
+			type reply struct {
+				op      byte
+				payload string
+			}
+			var want []reply
+			for m := range 60 {
+				op := byte(1 + m%2)
+				var msg []byte
+				for f, frags := 0, 1+rng.IntN(5); f < frags; f++ {
+					part := bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, rng.IntN(3000))
+					msg = append(msg, part...)
+					fop := op
+					if f > 0 {
+						fop = 0
+					}
+					wire = append(wire, clientFrame(f == frags-1, fop, part)...)
+					if f < frags-1 && rng.IntN(2) == 0 {
+						ping := fmt.Sprint("ping ", m, " ", f, strings.Repeat("!", rng.IntN(100)))
+						wire = append(wire, clientFrame(true, 9, []byte(ping))...)
+						want = append(want, reply{10, ping})
+					}
+				}
+				want = append(want, reply{op, string(msg)})
+			}
+			c := dialDialect(t, srv, RFC6455, "/")
+			c.conn.SetDeadline(time.Now().Add(20 * time.Second))
+			go func() {
+				for rest := wire; len(rest) > 0; {
+					n := min(len(rest), 1+rng.IntN(700))
+					if _, err := c.conn.Write(rest[:n]); err != nil {
+						return
+					}
+					rest = rest[n:]
+					if rng.IntN(8) == 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+			for i, w := range want {
+				var got reply
+				if w.op == 10 {
+					f := c.readFrame()
+					got = reply{f.op, string(f.payload)}
+				} else {
+					op, msg := c.readMessage(RFC6455)
+					got = reply{op, string(msg)}
+				}
+				if got != w {
+					t.Fatalf("reply %d: opcode %d, %d bytes %.20q, want opcode %d, %d bytes %.20q", i, got.op, len(got.payload), got.payload, w.op, len(w.payload), w.payload)
+				}
+			}
+		})
+	}
+}
+
+// A ping between the fragments of a message still arriving is answered
+// at once, and a pong there reaches the pong handler at once, before the
+// message's last fragment is sent, in both modes; the message then
+// arrives whole and in order.
+func TestEngineControlInsideMessage(t *testing.T) {
+	engineStart()
+	pongs := make(chan string, 4)
+	onPong := func(c *Conn) { c.SetPongHandler(func(p []byte) { pongs <- string(p) }) }
+	for _, tc := range []struct {
+		name string
+		h    *Handler
+	}{
+		{"goroutine", &Handler{Serve: func(c *Conn) { onPong(c); echoMessages(c) }}},
+		{"engine", &Handler{Events: &Events{OnOpen: onPong, OnMessage: echoEvents.OnMessage}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h)
+			t.Cleanup(srv.Close)
+			c := dialDialect(t, srv, RFC6455, "/")
+			c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+			c.write(clientFrame(false, 1, []byte("first, ")))
+			for i := range 3 {
+				ping := fmt.Sprint("ping ", i)
+				c.write(clientFrame(true, 9, []byte(ping)))
+				if f := c.readFrame(); f.op != 10 || string(f.payload) != ping {
+					t.Fatalf("opcode %d %q, want a pong %q before the message ends", f.op, f.payload, ping)
+				}
+				c.write(clientFrame(false, 0, []byte(fmt.Sprint(i, ", "))))
+			}
+			c.write(clientFrame(true, 10, []byte("pong")))
+			select {
+			case p := <-pongs:
+				if p != "pong" {
+					t.Fatalf("pong handler got %q", p)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the pong handler was not called before the message ended")
+			}
+			c.write(clientFrame(true, 0, []byte("last")))
+			if op, msg := c.readMessage(RFC6455); op != 1 || string(msg) != "first, 0, 1, 2, last" {
+				t.Fatalf("echo: opcode %d %q", op, msg)
+			}
+		})
 	}
 }

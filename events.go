@@ -21,7 +21,7 @@ package websocket
 // to a new goroutine, so it holds up only its own connection. With
 // Handler.Events, msg is valid only during the call (it is read into a
 // reused buffer): copy what you keep. A message is handed over once it has
-// arrived whole; a ping inside a fragmented message is answered then.
+// arrived whole; a ping among its fragments is answered as it arrives.
 // Other connections (TLS, HTTP/2, other systems) run the same callbacks on
 // a goroutine each. Do not read from a Conn served by Events (ReadMessage,
 // NextReader): the callbacks get its messages.

@@ -318,10 +318,12 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 
 // ready reports whether b, what is buffered, holds all that next and read
 // take to reach the end of the next message (the control frames among its
-// frames included: a ping inside a message is answered once the message is
-// whole), or of a control frame before it, or of a close that cuts it
-// short, or enough of it to refuse it: the event engine runs the codec only
-// then, so that it never waits for the socket. It goes on from where sc
+// frames included), or of a control frame before it, or of a close that
+// cuts it short, or enough of it to refuse it: the event engine runs the
+// codec only then, so that it never waits for the socket. A ping or pong
+// between the fragments of a message still arriving, it reports in
+// sc.control, for takeControl to answer at once, as a goroutine reading
+// the message would. It goes on from where sc
 // left off, checking each byte once however many reads a message takes;
 // the text of a message not buffered whole is checked as it arrives, so
 // that invalid UTF-8 fails fast, as it does when read from the socket.
@@ -349,6 +351,13 @@ func (h *hybiCodec) ready(b []byte, sc *readyScan) bool {
 			return true
 		}
 		data := !hdr.op.control()
+		if !data && sc.inMessage && hdr.op != opClose {
+			if len(rest) < n+int(hdr.length) {
+				return false
+			}
+			sc.control = sc.pos // past the message's first header: > 0
+			return true
+		}
 		switch {
 		case !data:
 		case (hdr.op == opContinuation) != sc.inMessage:
@@ -386,6 +395,24 @@ func (h *hybiCodec) validScan(p []byte, sc *readyScan) bool {
 		p = p[k:]
 	}
 	return true
+}
+
+// takeControl takes the ping or pong that ready found between the
+// fragments of a message still arriving out of what is buffered, and
+// answers it; ready then goes on from where it was.
+func (h *hybiCodec) takeControl(sc *readyScan) error {
+	cr := &h.conn().br
+	frame := cr.Pending()[sc.control:]
+	n := headerSize(frame)
+	var hdr frameHeader
+	hdr.decode(frame[:n]) // checked by ready
+	end := n + int(hdr.length)
+	h.ctl = &controlFrame{op: hdr.op, n: uint8(hdr.length)}
+	maskCopy(hdr.mask, 0, h.ctl.payload[:hdr.length], frame[n:end])
+	copy(frame, frame[end:])
+	cr.w -= end
+	sc.control = 0
+	return h.answer()
 }
 
 // answer acts on the control frame that readHeader kept: it pongs a ping,
