@@ -656,11 +656,7 @@ func (s *engineSocket) CloseWrite() error {
 	if s.c != nil {
 		s.flushWait(time.Now().Add(s.c.closeTimeout))
 	}
-	if !s.d.Acquire() {
-		return net.ErrClosed
-	}
-	defer s.d.Release()
-	return syscall.Shutdown(s.d.Fd(), syscall.SHUT_WR)
+	return s.d.CloseWrite()
 }
 
 // SyscallConn gives the Conn's raw I/O (rawio_linux.go) the descriptor,
