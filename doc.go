@@ -155,11 +155,12 @@
 // value's Serve method, which keeps a goroutine per connection). With
 // Handler.Events on Linux, a plain TCP connection leaves Go's poller after
 // the handshake for one of the engine's epoll pollers (one per processor):
-// while idle it holds no goroutine and no read buffer: about 0.5 KB of
-// heap, 1.2-1.5 KB of RSS once the collector's slack is counted, where a
+// while idle it holds no goroutine and no read buffer: 448 bytes of heap,
+// 1.0-1.3 KB of RSS once the collector's slack is counted, where a
 // goroutine per connection costs about 6 KB. A read event borrows a
 // pooled buffer, decodes every message that has arrived whole (any dialect,
-// compressed or not) and keeps only an unfinished frame's bytes. Callbacks
+// compressed or not), answers the pings among the fragments of one still
+// arriving, and keeps only an unfinished message's bytes. Callbacks
 // run on the poller; one that blocks has its poller handed to a new
 // goroutine after a few milliseconds, so it holds up only its connection.
 // Writes from any goroutine go straight to the socket; what it cannot take

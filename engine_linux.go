@@ -131,6 +131,10 @@ func (s *engineSocket) Run() {
 	if s.ended {
 		return
 	}
+	// The first run (RunHere's) reads nothing from a registered socket:
+	// what arrived before the registration, epoll reported as it
+	// registered it.
+	first := !s.started && !s.d.Closed()
 	if !s.started {
 		s.started = true
 		if f := s.h.Events.OnOpen; f != nil {
@@ -147,7 +151,7 @@ func (s *engineSocket) Run() {
 		scan = sl.scan
 	}
 	for c.readErr == nil {
-		full := s.fill()
+		full := !first && s.fill()
 		for c.readErr == nil && (s.inputErr() != nil || c.ready(&scan)) {
 			if scan.control > 0 {
 				if err := c.hybi.takeControl(&scan); err != nil {

@@ -259,8 +259,9 @@ type Writer interface{ Writable() }
 func (d *Desc) WantWrite(on bool) { d.wantWrite.Store(on) }
 
 // RunHere runs d's work on the calling goroutine, serialized with its
-// runs on the poller, as Register's first run: what arrived before the
-// registration, the edge of which epoll may not report, is read then.
+// runs on the poller, as Register's first run: what the caller has for it
+// before any event. (What arrived on the descriptor before the
+// registration, epoll reports as it registers it.)
 func (d *Desc) RunHere() { d.schedule(nil) }
 
 // AfterFunc calls f on d's poller after dur.
