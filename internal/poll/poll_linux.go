@@ -11,8 +11,8 @@
 // kept per connection.
 //
 // The system calls a poller makes without waiting (epoll_wait with no
-// timeout, epoll_ctl, the engine's reads, writes, shutdowns and closes of
-// its nonblocking sockets, its eventfd's) are raw: the runtime is not
+// timeout, epoll_ctl, the engine's reads, writes and closes of its
+// nonblocking sockets, its eventfd's) are raw: the runtime is not
 // told of them. Told, it reckons a poller that is
 // always busy with them as blocked in a system call, hands its processor
 // to another thread, and keeps its monitor waking every 20 µs to do so
@@ -533,10 +533,7 @@ func (d *Desc) CloseWrite() error {
 		return ErrClosed
 	}
 	defer d.Release()
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(d.fd), syscall.SHUT_WR, 0); errno != 0 {
-		return errno
-	}
-	return nil
+	return syscall.Shutdown(d.fd, syscall.SHUT_WR) // not raw: 386 has no shutdown system call of its own
 }
 
 // HungUp reports whether the peer has hung up (or the socket failed): a
