@@ -484,7 +484,7 @@ func engineIdleConnections(t *testing.T, serve func(net.Listener, *Handler) (sto
 	if g1-g0 > 4 {
 		t.Errorf("%d goroutines more for %d idle connections", g1-g0, n)
 	}
-	if maxHeap := 1536 * (1 + 2*raceEnabled); heap > float64(maxHeap) {
+	if maxHeap := 640; heap > float64(maxHeap) { // a Conn (320 B) and a socket (128 B), with or without -race
 		t.Errorf("%.0f B of heap per idle connection, want at most %d", heap, maxHeap)
 	}
 	clients("close")
