@@ -310,8 +310,7 @@ func (h *hybiCodec) readControl(hdr frameHeader) error {
 	if err != nil {
 		return unexpected(err)
 	}
-	h.ctl = &controlFrame{op: hdr.op, n: uint8(len(buffered))}
-	maskCopy(hdr.mask, 0, h.ctl.payload[:len(buffered)], buffered)
+	h.keepControl(hdr, buffered)
 	h.conn().br.Discard(len(buffered))
 	return errControl
 }
@@ -406,13 +405,17 @@ func (h *hybiCodec) takeControl(sc *readyScan) error {
 	n := headerSize(frame)
 	var hdr frameHeader
 	hdr.decode(frame[:n]) // checked by ready
-	end := n + int(hdr.length)
-	h.ctl = &controlFrame{op: hdr.op, n: uint8(hdr.length)}
-	maskCopy(hdr.mask, 0, h.ctl.payload[:hdr.length], frame[n:end])
-	copy(frame, frame[end:])
-	cr.w -= end
+	h.keepControl(hdr, frame[n:n+int(hdr.length)])
+	cr.cut(sc.control, n+int(hdr.length))
 	sc.control = 0
 	return h.answer()
+}
+
+// keepControl keeps the control frame of header hdr and payload p (as
+// sent: masked) for answer.
+func (h *hybiCodec) keepControl(hdr frameHeader, p []byte) {
+	h.ctl = &controlFrame{op: hdr.op, n: uint8(len(p))}
+	maskCopy(hdr.mask, 0, h.ctl.payload[:len(p)], p)
 }
 
 // answer acts on the control frame that readHeader kept: it pongs a ping,

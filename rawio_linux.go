@@ -209,15 +209,12 @@ func (w *rawWriter) done(err error) error {
 // whose descriptors are surely nonblocking, it is a raw system call, as
 // the engine's reads are (internal/poll's doc says why).
 func (w *rawWriter) writev(fd uintptr) bool {
-	_, onEngine := w.c.br.conn.(*engineSocket)
+	call := syscall.Syscall
+	if _, onEngine := w.c.br.conn.(*engineSocket); onEngine {
+		call = syscall.RawSyscall
+	}
 	for len(w.iov) > 0 {
-		var n uintptr
-		var errno syscall.Errno
-		if onEngine {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
-		} else {
-			n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
-		}
+		n, _, errno := call(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
 		switch errno {
 		case 0:
 		case syscall.EINTR:

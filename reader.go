@@ -94,6 +94,14 @@ func (cr *connReader) Pending() []byte {
 	return (*cr.buf)[cr.r:cr.w]
 }
 
+// cut removes the n pending bytes from the from-th on, which are not
+// read (a control frame taken from between a message's fragments).
+func (cr *connReader) cut(from, n int) {
+	pending := cr.Pending()
+	copy(pending[from:], pending[from+n:])
+	cr.w -= n
+}
+
 // consumed gives the buffer back once it is empty.
 func (cr *connReader) consumed(n int) {
 	if cr.r += n; cr.r == cr.w && cr.buf != nil {
