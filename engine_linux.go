@@ -32,7 +32,19 @@ type engineSocket struct {
 	r4      bool
 	started bool // OnOpen has run (Run)
 	ended   bool // OnClose has run (Run)
+	input   inputEnd
 }
+
+// inputEnd is how a socket's input ended (fill, rmu), kept in a byte for
+// the usual ends, so that a connection's end makes no socketSlow.
+type inputEnd uint8
+
+const (
+	inputOn     inputEnd = iota
+	inputEOF             // io.EOF
+	inputClosed          // poll.ErrClosed
+	inputFailed          // socketSlow.rerr
+)
 
 // onEngine moves c, whose socket the Handler took off Go's poller
 // (engineConn), to the engine, before c is tracked; runEngine then starts
@@ -203,23 +215,27 @@ func (s *engineSocket) Run() {
 	}
 }
 
-// socketSlow is what only a socket in the middle of something, or at its
-// end, needs, made at the first need and kept: the scan of a message still
-// arriving (Run's), the output its socket could not take, and how its
-// input ended.
+// socketSlow is what only a socket in the middle of something needs, made
+// at the first need and kept: the scan of a message still arriving (Run's),
+// the output its socket could not take, and the error its read failed with.
 type socketSlow struct {
 	scan readyScan // rmu
 	out  engineOut
-	rerr error // io.EOF or the read's error (fill)
+	rerr error // rmu; input is inputFailed
 }
 
 // inputErr is how the socket's input ended, which the codec meets at its
 // next read; nil while it goes on.
 func (s *engineSocket) inputErr() error {
-	if sl := s.slow.Load(); sl != nil {
-		return sl.rerr
+	switch s.input {
+	case inputOn:
+		return nil
+	case inputEOF:
+		return io.EOF
+	case inputClosed:
+		return poll.ErrClosed
 	}
-	return nil
+	return s.slow.Load().rerr
 }
 
 func (s *engineSocket) slowParts() *socketSlow {
@@ -466,11 +482,12 @@ func (s *engineSocket) fill() (full bool) {
 	switch {
 	case err == syscall.EAGAIN:
 	case err == poll.ErrClosed:
-		s.slowParts().rerr = err
+		s.input = inputClosed
 	case err != nil:
 		s.slowParts().rerr = socketError("read", s, err)
+		s.input = inputFailed
 	case n == 0:
-		s.slowParts().rerr = io.EOF
+		s.input = inputEOF
 	}
 	cr.w += n
 	if cr.w == cr.r {
