@@ -284,8 +284,8 @@ func Run(cfg Config) (*Results, error) {
 			cfg.Members, cfg.Broadcasts, cfg.Burst, servers.MaxBurst, cfg.Bursts)
 	}
 	for _, lib := range cfg.Libs {
-		if !slices.Contains(servers.Libs, lib) {
-			return nil, fmt.Errorf("unknown library %q (have %v)", lib, servers.Libs)
+		if !slices.Contains(servers.Libs, lib) && lib != servers.Floor {
+			return nil, fmt.Errorf("unknown library %q (have %v and %s)", lib, servers.Libs, servers.Floor)
 		}
 	}
 	if slices.ContainsFunc(tests, func(t Test) bool { return t.table == clientTable }) &&

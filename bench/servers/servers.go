@@ -32,6 +32,10 @@ const ReadLimit = 64 << 20
 // Libs lists the libraries, this one first.
 var Libs = []string{"hybi", "hybi-ev", "gorilla", "coder", "gobwas", "gws", "nbio"}
 
+// Floor is the reference server that is no library (serveFloor): named
+// only when asked for.
+const Floor = "floor"
+
 type server struct {
 	modes     []Mode
 	serve     func(ln net.Listener, mode Mode) error
@@ -46,6 +50,7 @@ var registry = map[string]server{
 	"gws":     {[]Mode{None, NoTakeover, Takeover}, serveGws, broadcastGws},
 	"nbio":    {[]Mode{None, NoTakeover}, serveNbioEcho, broadcastNbio}, // nbio negotiates no context takeover only
 	"hybi-ev": {[]Mode{None, NoTakeover, Takeover}, serveHybiEv, broadcastHybiEv},
+	Floor:     {[]Mode{None}, serveFloor, nil},
 }
 
 // Supports reports whether lib has a server for mode.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, lib := range Libs {
+	for _, lib := range append(slices.Clone(Libs), Floor) {
 		for _, mode := range []Mode{None, NoTakeover, Takeover, Broadcast} {
 			if !Supports(lib, mode) {
 				continue
