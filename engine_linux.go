@@ -416,21 +416,21 @@ func (s *engineSocket) failQueue(o *engineOut, err error) {
 	s.emptied(o)
 }
 
-// flushWait writes what is queued, waiting for the socket until deadline,
-// then ends the queue, letting go of what is left: before the socket
-// shuts or closes, so that the close frame and what went before it are
-// sent, and writers waiting for room return.
-func (s *engineSocket) flushWait(deadline time.Time) {
+// flushWait writes what is queued, waiting for the socket (if wait) up to
+// the close timeout, then ends the queue, letting go of what is left:
+// before the socket shuts or closes, so that the close frame and what went
+// before it are sent, and writers waiting for room return.
+func (s *engineSocket) flushWait(wait bool) {
 	sl := s.slow.Load()
 	if sl == nil {
 		return
 	}
 	o := &sl.out
 	o.mu.Lock()
-	if !s.flushLocked(o) && time.Until(deadline) > 0 {
+	if !s.flushLocked(o) && wait && s.c.closeTimeout > 0 {
 		drained := awaited(&o.drained) // closed by the poller's flushes (Writable)
 		o.mu.Unlock()
-		waitClosed(drained, deadline)
+		waitClosed(drained, time.Now().Add(s.c.closeTimeout))
 		o.mu.Lock()
 	}
 	if o.err == nil {
@@ -601,15 +601,13 @@ func (s *engineSocket) Write(p []byte) (int, error) {
 // the engine goes on reading meanwhile.)
 func (s *engineSocket) Close() error {
 	if s.c != nil {
-		deadline := time.Now().Add(s.c.closeTimeout)
-		if kind, _, _ := causeOf(s.c.CloseCause()); kind == causeWriteTimeout {
-			deadline = time.Time{} // nothing is waited for
-			if s.d.Acquire() {
-				syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
-				s.d.Release()
-			}
+		kind, _, _ := causeOf(s.c.CloseCause())
+		timedOut := kind == causeWriteTimeout // then nothing is waited for
+		if timedOut && s.d.Acquire() {
+			syscall.SetsockoptLinger(s.d.Fd(), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1})
+			s.d.Release()
 		}
-		s.flushWait(deadline)
+		s.flushWait(!timedOut)
 	}
 	return s.d.Close()
 }
@@ -675,7 +673,7 @@ func (s *engineSocket) SetWriteDeadline(t time.Time) error {
 // is sent.
 func (s *engineSocket) CloseWrite() error {
 	if s.c != nil {
-		s.flushWait(time.Now().Add(s.c.closeTimeout))
+		s.flushWait(true)
 	}
 	return s.d.CloseWrite()
 }

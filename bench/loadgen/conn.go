@@ -44,7 +44,12 @@ type Conn struct {
 	infl io.ReadCloser // nil until the first compressed message
 }
 
-const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+// AcceptKey is the Sec-WebSocket-Accept that answers key (RFC 6455
+// section 4.2.2).
+func AcceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
 
 // Dial connects to addr and performs the opening handshake, offering
 // extensions (if not empty) as its Sec-WebSocket-Extensions; the whole
@@ -95,8 +100,7 @@ func handshake(nc net.Conn, addr, extensions string, timeout time.Duration) (*Co
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	sum := sha1.Sum([]byte(key + guid))
-	if got, want := h.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
+	if got, want := h.Get("Sec-WebSocket-Accept"), AcceptKey(key); got != want {
 		return nil, fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, want)
 	}
 	if !strings.EqualFold(h.Get("Upgrade"), "websocket") || !headerHasToken(h.Values("Connection"), "upgrade") {

@@ -3,8 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha1"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -139,13 +137,12 @@ func TestCloseHandshake(t *testing.T) {
 // acceptRaw answers r's RFC 6455 handshake with 101 and hands over the
 // connection, for test servers that write their frames by hand.
 func acceptRaw(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.ReadWriter, error) {
-	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + guid))
 	c, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
 	_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+		"Sec-WebSocket-Accept: " + AcceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
 	_ = rw.Flush()
 	return c, rw, nil
 }

@@ -4,8 +4,6 @@ package servers
 
 import (
 	"bufio"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/hybi/websocket/bench/loadgen"
 )
 
 // serveFloor is no library: it is about the least an echo over RFC 6455
@@ -60,8 +60,9 @@ type floorConn struct{ in []byte }
 
 type floorPoller struct {
 	epfd  int
+	conns map[int32]*floorConn // the poller goroutine's own
 	mu    sync.Mutex
-	conns map[int32]*floorConn
+	added []int32 // registered by add, not yet in conns (mu)
 }
 
 // add answers conn's handshake and moves its socket to p.
@@ -71,9 +72,8 @@ func (p *floorPoller) add(conn net.Conn) {
 	if err != nil {
 		return
 	}
-	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	if _, err := conn.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")); err != nil {
+		"Sec-WebSocket-Accept: " + loadgen.AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")); err != nil {
 		return
 	}
 	raw, err := conn.(*net.TCPConn).SyscallConn()
@@ -85,19 +85,33 @@ func (p *floorPoller) add(conn net.Conn) {
 	if fd < 0 {
 		return
 	}
-	p.mu.Lock()
-	p.conns[int32(fd)] = &floorConn{}
-	p.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
 	if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
-		p.drop(int32(fd))
+		syscall.Close(fd)
+		return
 	}
+	// Its events, level-triggered, come again until the poller finds it.
+	p.mu.Lock()
+	p.added = append(p.added, int32(fd))
+	p.mu.Unlock()
+}
+
+// conn is fd's connection; nil if add has not listed it yet.
+func (p *floorPoller) conn(fd int32) *floorConn {
+	if c := p.conns[fd]; c != nil {
+		return c
+	}
+	p.mu.Lock()
+	for _, a := range p.added {
+		p.conns[a] = &floorConn{}
+	}
+	p.added = p.added[:0]
+	p.mu.Unlock()
+	return p.conns[fd]
 }
 
 func (p *floorPoller) drop(fd int32) {
-	p.mu.Lock()
 	delete(p.conns, fd)
-	p.mu.Unlock()
 	syscall.Close(int(fd)) // removes it from the epoll set
 }
 
@@ -120,9 +134,7 @@ func (p *floorPoller) run(epoll syscall.RawConn) {
 			return // the listener closed: the process ends
 		}
 		for _, ev := range events[:n] {
-			p.mu.Lock()
-			c := p.conns[ev.Fd]
-			p.mu.Unlock()
+			c := p.conn(ev.Fd)
 			if c == nil {
 				continue
 			}
