@@ -122,10 +122,17 @@ type rawWriter struct {
 	fn      func(fd uintptr) bool // writev, made once
 }
 
-// frameWriters are the rawWriters that send lends a Conn on the engine
-// for one frame: an idle connection there holds none.
+// frameWriter is what send lends a Conn on the engine for one frame (an
+// idle connection there holds none): a rawWriter, and room to join a small
+// frame's parts, written then with write rather than writev, whose import
+// of the iovecs costs the kernel more than the copy.
+type frameWriter struct {
+	rawWriter
+	joined [2048]byte
+}
+
 var frameWriters = sync.Pool{New: func() any {
-	w := new(rawWriter)
+	w := new(frameWriter)
 	w.fn = w.writev
 	return w
 }}
@@ -141,30 +148,39 @@ func (c *Conn) send(pre, p, post []byte) error {
 	if !c.br.raw {
 		return c.sendConn(pre, p, post)
 	}
-	var w *rawWriter
-	borrowed := c.br.rio == nil
-	if borrowed {
-		w = frameWriters.Get().(*rawWriter)
-	} else {
-		w = &c.br.rio.w
+	if c.br.rio == nil {
+		return c.sendEngine(pre, p, post)
 	}
-	w.c, w.iov = c, w.parts[:0]
+	w := &c.br.rio.w
+	w.c, w.wait, w.errno = c, true, 0
+	w.frame(pre, p, post)
+	err := w.done(c.br.rio.raw.Write(w.fn))  // not through write: one frame less on a 2 KiB stack
+	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
+	return err
+}
+
+// sendEngine is send on the engine's socket.
+func (c *Conn) sendEngine(pre, p, post []byte) error {
+	fw := frameWriters.Get().(*frameWriter)
+	w := &fw.rawWriter
+	w.c = c
+	if n := len(pre) + len(p) + len(post); n <= len(fw.joined) && n > len(pre) {
+		w.frame(append(append(append(fw.joined[:0], pre...), p...), post...), nil, nil)
+	} else {
+		w.frame(pre, p, post)
+	}
+	err := w.send(true)
+	w.c, w.parts, w.iov = nil, [3]syscall.Iovec{}, nil
+	frameWriters.Put(fw)
+	return err
+}
+
+// frame makes w's iovecs a frame's parts.
+func (w *rawWriter) frame(pre, p, post []byte) {
+	w.iov = w.parts[:0]
 	w.add(pre)
 	w.add(p)
 	w.add(post)
-	var err error
-	if borrowed { // on the engine
-		err = w.send(true)
-		w.c = nil
-	} else {
-		w.wait, w.errno = true, 0
-		err = w.done(c.br.rio.raw.Write(w.fn)) // not through write: one frame less on a 2 KiB stack
-	}
-	w.parts, w.iov = [3]syscall.Iovec{}, nil // keep no reference to the caller's bytes
-	if borrowed {
-		frameWriters.Put(w)
-	}
-	return err
 }
 
 func (w *rawWriter) add(b []byte) {
@@ -214,7 +230,11 @@ func (w *rawWriter) writev(fd uintptr) bool {
 		call = syscall.RawSyscall
 	}
 	for len(w.iov) > 0 {
-		n, _, errno := call(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(min(len(w.iov), maxBatchFrames)))
+		trap, arg, count := uintptr(syscall.SYS_WRITEV), unsafe.Pointer(&w.iov[0]), uintptr(min(len(w.iov), maxBatchFrames))
+		if len(w.iov) == 1 { // write: no iovec for the kernel to import
+			trap, arg, count = syscall.SYS_WRITE, unsafe.Pointer(w.iov[0].Base), uintptr(w.iov[0].Len)
+		}
+		n, _, errno := call(trap, fd, uintptr(arg), count)
 		switch errno {
 		case 0:
 		case syscall.EINTR:
