@@ -122,7 +122,7 @@ type rawWriter struct {
 	fn      func(fd uintptr) bool // writev, made once
 }
 
-// frameWriter is what send lends a Conn on the engine for one frame (an
+// frameWriter is what sendEngine lends a Conn for one frame (an
 // idle connection there holds none): a rawWriter, and room to join a small
 // frame's parts, written then with write rather than writev, whose import
 // of the iovecs costs the kernel more than the copy.
